@@ -1,0 +1,54 @@
+"""Classification metrics from predicted probabilities (pure NumPy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from audioclf.config import check
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int = 256  # clips per prediction batch
+    experiment: str = "audioclf"  # MLflow experiment the run is logged to
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(bool(self.experiment.strip()), "experiment", "must be a non-empty name")
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts; rows are true labels, columns predictions."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
+    """Recall of each class (correct / clips of that class); NaN for a class with no clips."""
+    totals = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(cm) / totals, np.nan)
+
+
+def cross_entropy(probs: np.ndarray, y_true: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true class (probabilities clipped at 1e-7)."""
+    p = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def summarize(probs: np.ndarray, y_true: np.ndarray, classes: list[str]) -> dict:
+    """metrics.json content: accuracy, loss, per-class accuracy, confusion matrix."""
+    y_pred = probs.argmax(axis=1)
+    cm = confusion_matrix(y_true, y_pred, len(classes))
+    per_class = per_class_accuracy(cm)
+    return {
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "loss": cross_entropy(probs, y_true),
+        "per_class_accuracy": {
+            c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)
+        },
+        "confusion_matrix": cm.tolist(),
+    }

@@ -1,0 +1,209 @@
+"""Spectrogram features: log-mel (default), STFT magnitude, log-spectrogram and MFCC.
+
+One implementation, in TensorFlow's signal ops, serves the feature cache (the ``features`` and
+``augment`` stages) and any model that computes features itself, so both see exactly the same
+numbers. Input: float32 waveforms (clips, samples) in [-1, 1]. Output: float32
+(clips, frames, bins) with ``frames = 1 + (samples - frame_length) // frame_step``.
+
+TensorFlow is imported inside the functions that need it (``import tensorflow`` costs ~10 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from audioclf.config import ConfigError, check, parse
+from audioclf.tf import tensorflow
+
+
+@dataclass(frozen=True)
+class StftConfig:
+    """Magnitude of the short-time Fourier transform, |X|, Hann window."""
+
+    type: Literal["stft"] = "stft"
+    window_ms: float = 25.0  # analysis window length
+    hop_ms: float = 10.0  # step between frames
+    n_fft: int | None = None  # FFT size; null = next power of two >= window
+
+    def __post_init__(self) -> None:
+        check(self.window_ms > 0, "window_ms", f"must be > 0 ms, got {self.window_ms}")
+        check(self.hop_ms > 0, "hop_ms", f"must be > 0 ms, got {self.hop_ms}")
+        check(self.n_fft is None or self.n_fft >= 2, "n_fft", "must be null or >= 2")
+
+
+@dataclass(frozen=True)
+class LogSpecConfig(StftConfig):
+    """log(|X| + eps): the Kaggle notebooks' log-spectrogram (20 ms window, 10 ms step)."""
+
+    type: Literal["logspec"] = "logspec"
+    window_ms: float = 20.0
+    eps: float = 1e-10  # added before the log so silence gives a finite value
+
+
+@dataclass(frozen=True)
+class LogMelConfig(StftConfig):
+    """log(mel power + offset), the usual keyword-spotting input."""
+
+    type: Literal["logmel"] = "logmel"
+    n_mels: int = 40
+    fmin: float = 20.0  # Hz, lowest mel band edge
+    fmax: float | None = None  # Hz, highest mel band edge; null = Nyquist
+    log_offset: float = 1e-6  # added to mel power before the log
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n_mels >= 1, "n_mels", f"must be >= 1, got {self.n_mels}")
+        check(self.fmin >= 0, "fmin", f"must be >= 0 Hz, got {self.fmin}")
+        check(
+            self.fmax is None or self.fmax > self.fmin,
+            "fmax",
+            f"must be null or above fmin ({self.fmin} Hz), got {self.fmax}",
+        )
+        check(self.log_offset > 0, "log_offset", f"must be > 0, got {self.log_offset}")
+
+
+@dataclass(frozen=True)
+class MfccConfig(LogMelConfig):
+    """The first ``n_mfcc`` cepstral coefficients of the log-mel spectrogram (DCT-II)."""
+
+    type: Literal["mfcc"] = "mfcc"
+    n_mfcc: int = 13
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(
+            1 <= self.n_mfcc <= self.n_mels,
+            "n_mfcc",
+            f"must be between 1 and n_mels ({self.n_mels}), got {self.n_mfcc}",
+        )
+
+
+FeaturesConfig = StftConfig | LogSpecConfig | LogMelConfig | MfccConfig
+_SCHEMAS: dict[str, type] = {
+    "stft": StftConfig,
+    "logspec": LogSpecConfig,
+    "logmel": LogMelConfig,
+    "mfcc": MfccConfig,
+}
+
+
+def parse_features(data: Any, key: str = "features") -> FeaturesConfig:
+    """Validate the ``features`` params section; ``type`` picks the schema."""
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in _SCHEMAS:
+        raise ConfigError(
+            f"{key}.type: unknown feature type {kind!r}. Allowed: {', '.join(_SCHEMAS)} "
+            "(pick one with `dvc exp run -S features=<type>`)"
+        )
+    return parse(_SCHEMAS[kind], data, key)
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Frame sizes in samples for a config at a sample rate."""
+
+    frame_length: int
+    frame_step: int
+    fft_length: int
+
+
+def framing(cfg: FeaturesConfig, sample_rate: int) -> Framing:
+    frame_length = int(round(cfg.window_ms * sample_rate / 1000))
+    frame_step = int(round(cfg.hop_ms * sample_rate / 1000))
+    if frame_length < 2 or frame_step < 1:
+        raise ConfigError(
+            f"features.window_ms/hop_ms: {cfg.window_ms} ms / {cfg.hop_ms} ms give "
+            f"{frame_length}/{frame_step} samples at {sample_rate} Hz; use longer windows"
+        )
+    fft_length = cfg.n_fft or 1 << (frame_length - 1).bit_length()
+    if fft_length < frame_length:
+        raise ConfigError(
+            f"features.n_fft: {fft_length} is shorter than the window ({frame_length} samples)"
+        )
+    return Framing(frame_length, frame_step, fft_length)
+
+
+def output_shape(cfg: FeaturesConfig, sample_rate: int, n_samples: int) -> tuple[int, int]:
+    """(frames, bins) of one clip's features."""
+    f = framing(cfg, sample_rate)
+    if n_samples < f.frame_length:
+        raise ConfigError(
+            f"features.window_ms: the window ({f.frame_length} samples) is longer than the "
+            f"clips ({n_samples} samples)"
+        )
+    frames = 1 + (n_samples - f.frame_length) // f.frame_step
+    if isinstance(cfg, MfccConfig):
+        bins = cfg.n_mfcc
+    elif isinstance(cfg, LogMelConfig):
+        bins = cfg.n_mels
+    else:
+        bins = f.fft_length // 2 + 1
+    return frames, bins
+
+
+def make_transform(cfg: FeaturesConfig, sample_rate: int):  # -> Callable[[tf.Tensor], tf.Tensor]
+    """A TensorFlow function (clips, samples) float32 -> (clips, frames, bins) float32.
+
+    Usable eagerly, inside ``tf.function`` or inside a Keras layer.
+    """
+    tf = tensorflow()
+
+    f = framing(cfg, sample_rate)
+    mel_matrix = None
+    if isinstance(cfg, LogMelConfig):
+        nyquist = sample_rate / 2
+        fmax = cfg.fmax if cfg.fmax is not None else nyquist
+        if fmax > nyquist:
+            raise ConfigError(f"features.fmax: {fmax} Hz is above Nyquist ({nyquist} Hz)")
+        # (fft_bins, n_mels): maps the power spectrum onto HTK-mel triangular bands.
+        mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=cfg.n_mels,
+            num_spectrogram_bins=f.fft_length // 2 + 1,
+            sample_rate=sample_rate,
+            lower_edge_hertz=cfg.fmin,
+            upper_edge_hertz=fmax,
+        )
+
+    def transform(waves):
+        stft = tf.signal.stft(
+            waves,
+            frame_length=f.frame_length,
+            frame_step=f.frame_step,
+            fft_length=f.fft_length,
+            window_fn=tf.signal.hann_window,
+            pad_end=False,
+        )
+        magnitude = tf.abs(stft)  # (clips, frames, fft_length // 2 + 1)
+        if isinstance(cfg, LogSpecConfig):
+            return tf.math.log(magnitude + cfg.eps)
+        if mel_matrix is None:
+            return magnitude
+        mel = tf.tensordot(tf.square(magnitude), mel_matrix, 1)  # (clips, frames, n_mels)
+        log_mel = tf.math.log(mel + cfg.log_offset)
+        if isinstance(cfg, MfccConfig):
+            return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : cfg.n_mfcc]
+        return log_mel
+
+    return transform
+
+
+def compute(
+    waves: np.ndarray, cfg: FeaturesConfig, sample_rate: int, batch_size: int = 256
+) -> Iterator[np.ndarray]:
+    """Yield features for ``waves`` (clips, samples) in batches of ``batch_size`` clips.
+
+    Batches keep memory bounded: ``waves`` may be a memory-mapped array of any length.
+    """
+    tf = tensorflow()
+
+    transform = tf.function(
+        make_transform(cfg, sample_rate),
+        input_signature=[tf.TensorSpec([None, waves.shape[1]], tf.float32)],
+    )
+    for start in range(0, len(waves), batch_size):
+        batch = np.ascontiguousarray(waves[start : start + batch_size], dtype=np.float32)
+        yield transform(tf.constant(batch)).numpy()

@@ -1,0 +1,42 @@
+"""Ordered parallel map over both cores, with a progress bar."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from tqdm import tqdm
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def n_workers() -> int:
+    """CPU cores this process may use (respects taskset/cgroup affinity)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def ordered_map(
+    fn: Callable[[A], R], items: list[A], desc: str, workers: int | None = None
+) -> Iterator[R]:
+    """``map(fn, items)`` in order, in ``workers`` processes; ``fn`` must be picklable.
+
+    Results come back in input order, so output never depends on the number of workers.
+    """
+    workers = n_workers() if workers is None else workers
+    bar = tqdm(total=len(items), desc=desc, unit="clip", mininterval=1.0, disable=None)
+    chunks = max(1, min(64, len(items) // (workers * 8) or 1))
+    if workers == 1 or len(items) < 64:
+        results: Iterable[R] = map(fn, items)
+        for r in results:
+            bar.update()
+            yield r
+    else:
+        # forkserver/spawn avoid forking a process that may hold TensorFlow threads.
+        with mp.get_context("forkserver").Pool(workers) as pool:
+            for r in pool.imap(fn, items, chunksize=chunks):
+                bar.update()
+                yield r
+    bar.close()

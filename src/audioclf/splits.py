@@ -1,0 +1,102 @@
+"""Speaker-disjoint splits and the 12-class label set of the Speech Commands task.
+
+``which_set`` is the rule of TensorFlow's speech_commands example (input_data.py): the part
+of the file name before ``_nohash_`` (the speaker) is hashed, so every clip of a speaker lands
+in the same split, and adding new clips never moves old ones between splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+SPLITS = ("train", "validation", "test")
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in TensorFlow's example
+
+
+def speaker_of(filename: str) -> str:
+    """``"3c4aa5ef_nohash_0.wav"`` -> ``"3c4aa5ef"`` (the whole stem if there is no _nohash_)."""
+    stem = filename.rsplit("/", 1)[-1]
+    stem = stem[:-4] if stem.lower().endswith(".wav") else stem
+    return re.sub(r"_nohash_.*$", "", stem)
+
+
+def which_set(filename: str, validation_percentage: float, testing_percentage: float) -> str:
+    """'train', 'validation' or 'test' for a clip, stable across dataset growth."""
+    hashed = hashlib.sha1(speaker_of(filename).encode("utf-8")).hexdigest()
+    percentage = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < testing_percentage + validation_percentage:
+        return "test"
+    return "train"
+
+
+def class_names(commands: tuple[str, ...]) -> list[str]:
+    """Label ids: 0 silence, 1 unknown, then the commands in config order (as TensorFlow)."""
+    return [SILENCE, UNKNOWN, *commands]
+
+
+def extra_count(n_word_clips: int, percentage: float) -> int:
+    """How many silence (or unknown) clips go with ``n_word_clips`` command clips."""
+    return int(math.ceil(n_word_clips * percentage / 100))
+
+
+def shuffled(items: list, rng: np.random.Generator) -> list:
+    """``items`` in a seeded random order (the order unknown-word clips are picked in)."""
+    return [items[i] for i in rng.permutation(len(items))]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A silence clip: ``n`` samples of noise recording ``name`` from ``start``, times ``gain``."""
+
+    name: str
+    start: int
+    gain: float
+
+
+def split_bounds(n_samples: int, validation_percentage: float, testing_percentage: float):
+    """Cut one noise recording in time: [train | validation | test] sample ranges.
+
+    Splitting each recording (rather than hashing whole files) keeps every noise type in
+    every split while no sample is shared between splits.
+    """
+    n_val = int(n_samples * validation_percentage / 100)
+    n_test = int(n_samples * testing_percentage / 100)
+    n_train = n_samples - n_val - n_test
+    return {
+        "train": (0, n_train),
+        "validation": (n_train, n_train + n_val),
+        "test": (n_train + n_val, n_samples),
+    }
+
+
+def silence_windows(
+    segments: dict[str, tuple[int, int]], n: int, clip_samples: int, rng: np.random.Generator
+) -> list[Window]:
+    """``n`` random clip-long windows inside the given (start, end) segments of each recording.
+
+    The gain is uniform in [0, 1), as TensorFlow's example scales its silence by a random
+    background volume, so silence ranges from near-digital silence to full-level noise.
+    """
+    usable = {k: (a, b) for k, (a, b) in sorted(segments.items()) if b - a >= clip_samples}
+    if n and not usable:
+        raise ValueError(
+            f"no background-noise segment is at least {clip_samples} samples long; "
+            "add longer recordings or set data.prepare.silence_percentage: 0"
+        )
+    names = list(usable)
+    windows = []
+    for _ in range(n):
+        name = names[int(rng.integers(len(names)))]
+        a, b = usable[name]
+        start = int(rng.integers(a, b - clip_samples + 1))
+        windows.append(Window(name, start, float(rng.uniform(0.0, 1.0))))
+    return windows

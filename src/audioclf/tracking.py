@@ -1,0 +1,108 @@
+"""MLflow tracking: one run per pipeline run, in one SQLite store at the repository root.
+
+The store is ``sqlite:///<root>/mlflow.db`` with artifacts under ``<root>/mlartifacts``, where
+``<root>`` is ``DVC_ROOT`` (set by DVC for every stage; for queued experiments, which run in
+temporary copies of the repository, it still points at the real repository) or else the
+current directory. ``MLFLOW_TRACKING_URI`` overrides the store.
+
+Nothing here runs at import time; mlflow itself is imported only when a run is logged.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """HEAD of the repository the stage runs in ("unknown" outside git)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def run_tags() -> dict[str, str]:
+    """Provenance: git commit and, under `dvc exp run`, the experiment's name and baseline."""
+    # A queued experiment runs in a temporary copy whose HEAD is a DVC-internal commit; the
+    # baseline DVC names is the user's commit the experiment was made from.
+    tags = {"git_commit": os.environ.get("DVC_EXP_BASELINE_REV") or git_commit()}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def get_experiment_id(experiment: str) -> str:
+    """The experiment's id, created with artifacts next to the store if it is new."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    uri = tracking_uri()
+    location = None
+    if uri.startswith("sqlite:///"):
+        # Without this MLflow puts artifacts under the *current* directory, which for a
+        # queued experiment is a temporary copy that is deleted afterwards.
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another queued experiment created it first.
+        return mlflow.get_experiment_by_name(experiment).experiment_id
+
+
+def log_pipeline_run(
+    experiment: str,
+    params: Mapping[str, Any],
+    history: Mapping[str, list[float]],
+    metrics: Mapping[str, float],
+    artifacts: list[Path],
+    model_path: Path,
+    tags: Mapping[str, str],
+) -> str:
+    """Log one finished pipeline run; return its run id.
+
+    ``params`` are flattened ("model.dropout"); ``history`` holds per-epoch lists logged with
+    step = epoch (1-based); ``metrics`` are the final scalar metrics.
+    """
+    import mlflow
+    from mlflow.entities import Metric
+
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment_id = get_experiment_id(experiment)
+    run_name = tags.get("dvc_exp_name")
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.set_tags(dict(tags))
+        items = [(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(items[i : i + 100]))
+        now = int(time.time() * 1000)
+        per_epoch = [
+            Metric(name, float(value), now, epoch)
+            for name, values in history.items()
+            for epoch, value in enumerate(values, start=1)
+        ]
+        client = mlflow.MlflowClient()
+        for i in range(0, len(per_epoch), 1000):  # one transaction per batch, not per value
+            client.log_batch(run.info.run_id, metrics=per_epoch[i : i + 1000])
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+        mlflow.log_artifact(str(model_path), artifact_path="model")
+        return run.info.run_id

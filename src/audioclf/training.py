@@ -1,0 +1,112 @@
+"""Compile and fit a Keras model: seeded, deterministic, early-stopped on validation loss.
+
+Shapes: features (clips, frames, bins) float32, labels (clips,) int32 class ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from audioclf.config import check
+from audioclf.tf import tensorflow
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20  # upper bound; early stopping usually ends sooner
+    batch_size: int = 64
+    learning_rate: float = 1e-3  # peak rate of the cosine schedule
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = 0.0  # adamw only
+    label_smoothing: float = 0.0
+    patience: int = 5  # epochs without a better validation loss before stopping
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(
+            0 <= self.label_smoothing < 1,
+            "label_smoothing",
+            f"must be in [0, 1), got {self.label_smoothing}",
+        )
+        check(self.patience >= 1, "patience", f"must be >= 1, got {self.patience}")
+        check(
+            self.optimizer == "adamw" or self.weight_decay == 0,
+            "weight_decay",
+            "only applies to optimizer: adamw",
+        )
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels."""
+    tf = tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def with_normalization(body, x_train: np.ndarray):  # -> keras.Model
+    """Prepend per-bin standardisation with statistics of the training features.
+
+    The statistics are stored in the model, so it needs no separate preprocessing file.
+    """
+    import keras
+
+    mean = x_train.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)  # (bins,)
+    var = x_train.var(axis=(0, 1), dtype=np.float64).astype(np.float32)
+    inputs = keras.Input(shape=x_train.shape[1:], name="features")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=var, name="standardize")(inputs)
+    return keras.Model(inputs, body(x), name=body.name)
+
+
+def fit(
+    model,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    cfg: TrainConfig,
+    checkpoint: Path,
+    extra_callbacks: list | None = None,
+):  # -> (keras.Model with the best weights, history dict of per-epoch lists)
+    """Train with early stopping; the best epoch (lowest validation loss) is saved and kept."""
+    import keras
+
+    steps = cfg.epochs * int(np.ceil(len(train[0]) / cfg.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps)
+    optimizer = {
+        "adam": lambda: keras.optimizers.Adam(schedule),
+        "adamw": lambda: keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
+    }[cfg.optimizer]()
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+    onehot = lambda y: keras.utils.to_categorical(y, num_classes)  # noqa: E731
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
+        *(extra_callbacks or []),
+    ]
+    history = model.fit(
+        train[0],
+        onehot(train[1]),
+        validation_data=(validation[0], onehot(validation[1])),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    return keras.models.load_model(checkpoint), history.history

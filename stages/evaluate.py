@@ -1,0 +1,105 @@
+"""Stage `evaluate`: test-set metrics, plots, and the run's MLflow record.
+
+Reads:  data/model/model.keras, history.csv, summary.json; data/features/test_x.npy;
+        data/prepared/test_y.npy, labels.json; params.yaml (all of it, logged to MLflow)
+Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric)
+        reports/predictions.csv   true and predicted label per test clip (DVC confusion plot)
+        reports/confusion.png, reports/curves.png
+        one MLflow run: flattened params, per-epoch and test metrics, images, model
+Params: evaluate, and every other section (logged)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from audioclf.atomic import atomic_file, write_json, write_text
+from audioclf.config import flatten, load_params, parse, section
+from audioclf.evaluation import EvaluateConfig, summarize
+from audioclf.plots import confusion_png, curves_png
+from audioclf.report import StageTimer
+from audioclf.tf import tensorflow
+from audioclf.tracking import log_pipeline_run, run_tags
+
+MODEL = Path("data/model")
+FEATURES = Path("data/features")
+PREPARED = Path("data/prepared")
+REPORTS = Path("reports")
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
+
+
+def main() -> None:
+    timer = StageTimer("evaluate")
+    params = load_params()
+    cfg = parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
+    classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
+    x_test = np.load(FEATURES / "test_x.npy", mmap_mode="r")
+    y_test = np.load(PREPARED / "test_y.npy")
+    history = read_history(MODEL / "history.csv")
+    trained = json.loads((MODEL / "summary.json").read_text())
+
+    tensorflow()  # quiet, then Keras on its TensorFlow backend
+    import keras
+
+    model = keras.models.load_model(MODEL / "model.keras")
+    probs = model.predict(np.asarray(x_test), batch_size=cfg.batch_size, verbose=0)
+    test = summarize(probs, y_test, classes)
+
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "best_val_accuracy": trained["best_val_accuracy"],
+        "best_val_loss": trained["best_val_loss"],
+        "best_epoch": trained["best_epoch"],
+        "epochs_run": trained["epochs_run"],
+        "trainable_params": trained["trainable_params"],
+        "train_seconds": trained["train_seconds"],
+        "seconds_per_epoch": trained["seconds_per_epoch"],
+        "per_class_accuracy": test["per_class_accuracy"],
+    }
+    REPORTS.mkdir(exist_ok=True)
+    write_json(REPORTS / "metrics.json", metrics)
+    y_pred = probs.argmax(axis=1)
+    write_text(
+        REPORTS / "predictions.csv",
+        "actual,predicted\n"
+        + "".join(f"{classes[t]},{classes[p]}\n" for t, p in zip(y_test, y_pred)),
+    )
+    title = f"{trained['model']}: test accuracy {test['accuracy']:.4f}"
+    cm = np.asarray(test["confusion_matrix"])
+    for name, draw in (
+        ("confusion.png", lambda p: confusion_png(cm, classes, p, title)),
+        ("curves.png", lambda p: curves_png(history, p, title)),
+    ):
+        with atomic_file(REPORTS / name) as tmp:
+            draw(tmp)
+
+    scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    scalars |= {f"test_acc_{c}": a for c, a in test["per_class_accuracy"].items() if a is not None}
+    run_id = log_pipeline_run(
+        cfg.experiment,
+        flatten(params),
+        {k: history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        scalars,
+        [REPORTS / "metrics.json", REPORTS / "confusion.png", REPORTS / "curves.png"],
+        MODEL / "model.keras",
+        run_tags(),
+    )
+    timer.summary(
+        f"{len(y_test)} test clips, {MODEL}/model.keras",
+        f"{REPORTS}/metrics.json, predictions.csv, confusion.png, curves.png; MLflow run {run_id}",
+        f"test accuracy {test['accuracy']:.4f}",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Stage `features`: the spectrogram cache, computed once per data + features params.
+
+Reads:  data/prepared/{train,validation,test}_x.npy, labels.json
+Writes: data/features/{train,validation,test}_x.npy  float32 (clips, frames, bins),
+        memory-mappable; labels stay in data/prepared/*_y.npy
+        data/features/info.json  feature type, shape, sample rate
+Params: features
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from audioclf.atomic import atomic_dir
+from audioclf.config import load_params, section, to_dict
+from audioclf.features import compute, output_shape, parse_features
+from audioclf.report import StageTimer
+from audioclf.splits import SPLITS
+
+PREPARED = Path("data/prepared")
+OUT = Path("data/features")
+BATCH = 256  # clips per TensorFlow call: bounded memory, enough work per call
+
+
+def main() -> None:
+    timer = StageTimer("features")
+    cfg = parse_features(section(load_params(), "features"))
+    info = json.loads((PREPARED / "labels.json").read_text())
+    rate = info["sample_rate"]
+    shape = output_shape(cfg, rate, info["clip_samples"])
+
+    total = 0
+    with atomic_dir(OUT) as tmp:
+        for split in SPLITS:
+            waves = np.load(PREPARED / f"{split}_x.npy", mmap_mode="r")
+            # Written batch by batch into a memory-mapped .npy: memory stays at one batch.
+            out = np.lib.format.open_memmap(
+                tmp / f"{split}_x.npy", mode="w+", dtype=np.float32, shape=(len(waves), *shape)
+            )
+            with tqdm(
+                total=len(waves), desc=f"features: {split}", unit="clip", disable=None
+            ) as bar:
+                k = 0
+                for batch in compute(waves, cfg, rate, BATCH):
+                    out[k : k + len(batch)] = batch
+                    k += len(batch)
+                    bar.update(len(batch))
+            out.flush()
+            del out
+            total += len(waves)
+        meta = {**to_dict(cfg), "shape": list(shape), "sample_rate": rate}
+        (tmp / "info.json").write_text(json.dumps(meta, indent=2) + "\n")
+    timer.summary(
+        f"{total} clips from {PREPARED}",
+        f"{cfg.type} features {shape[0]} frames x {shape[1]} bins to {OUT}",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Stage `train`: fit the configured Keras model on the cached features.
+
+Reads:  data/features/{train,validation}_x.npy, data/prepared/{train,validation}_y.npy,
+        data/prepared/labels.json, data/augmented/train_{x,y}.npy (added to the clean set)
+Writes: data/model/model.keras   the best epoch (lowest validation loss), normalisation included
+        data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
+        data/model/summary.json  trainable params, epochs run, best epoch, train time
+Params: model, train
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audioclf.atomic import atomic_dir
+from audioclf.config import load_params, parse, section
+from audioclf.models import get_builder, parse_model
+from audioclf.report import StageTimer
+from audioclf.tf import tensorflow
+from audioclf.training import TrainConfig, fit, make_deterministic, with_normalization
+
+FEATURES = Path("data/features")
+PREPARED = Path("data/prepared")
+AUGMENTED = Path("data/augmented")
+OUT = Path("data/model")
+
+
+def main() -> None:
+    timer = StageTimer("train")
+    params = load_params()
+    model_cfg = parse_model(section(params, "model"))
+    cfg = parse(TrainConfig, section(params, "train"), "train")
+    classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
+
+    x_clean = np.load(FEATURES / "train_x.npy", mmap_mode="r")
+    x_aug = np.load(AUGMENTED / "train_x.npy", mmap_mode="r")
+    x_train = np.concatenate([x_clean, x_aug]) if len(x_aug) else np.asarray(x_clean)
+    y_train = np.concatenate(
+        [np.load(PREPARED / "train_y.npy"), np.load(AUGMENTED / "train_y.npy")]
+    )
+    x_val = np.asarray(np.load(FEATURES / "validation_x.npy", mmap_mode="r"))
+    y_val = np.load(PREPARED / "validation_y.npy")
+
+    make_deterministic(cfg.seed)
+    tensorflow()  # quiet, then Keras on its TensorFlow backend
+    import keras
+
+    body = get_builder(model_cfg.name)(x_train.shape[1:], len(classes), **model_cfg.hparams)
+    model = with_normalization(body, x_train)
+    print(
+        f"[train] {model_cfg.name}: {_trainable(model):,} trainable params; "
+        f"{len(x_train)} training clips ({len(x_aug)} augmented), {len(x_val)} validation"
+    )
+    epoch_times: list[float] = []
+    timing = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda *_: epoch_times.append(time.perf_counter()),
+        on_epoch_end=lambda *_: epoch_times.__setitem__(-1, time.perf_counter() - epoch_times[-1]),
+    )
+    with atomic_dir(OUT) as tmp:
+        start = time.perf_counter()
+        model, history = fit(
+            model,
+            (x_train, y_train),
+            (x_val, y_val),
+            len(classes),
+            cfg,
+            tmp / "model.keras",
+            extra_callbacks=[timing],
+        )
+        train_seconds = time.perf_counter() - start
+        history["epoch_seconds"] = epoch_times
+        epochs = len(history["loss"])
+        best = int(np.argmin(history["val_loss"]))
+        with (tmp / "history.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            keys = ["loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"]
+            w.writerow(["epoch", *keys])
+            for e in range(epochs):
+                w.writerow([e + 1, *(f"{history[k][e]:.6g}" for k in keys)])
+        summary = {
+            "model": model_cfg.name,
+            "trainable_params": _trainable(model),
+            "epochs_run": epochs,
+            "best_epoch": best + 1,
+            "best_val_loss": float(history["val_loss"][best]),
+            "best_val_accuracy": float(history["val_accuracy"][best]),
+            "train_seconds": round(train_seconds, 3),
+            "seconds_per_epoch": round(float(np.mean(epoch_times)), 3),
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    timer.summary(
+        f"{len(x_train)} training + {len(x_val)} validation feature clips",
+        f"{OUT}/model.keras (best epoch {best + 1} of {epochs}, "
+        f"val_accuracy {summary['best_val_accuracy']:.4f})",
+    )
+
+
+def _trainable(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+if __name__ == "__main__":
+    main()

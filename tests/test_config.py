@@ -1,0 +1,155 @@
+"""Config layer: every option in conf/ composes and validates; dvc.yaml matches the code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from audioclf.augment import AugmentConfig
+from audioclf.config import ConfigError, parse, section
+from audioclf.evaluation import EvaluateConfig
+from audioclf.features import parse_features
+from audioclf.models import available, parse_model
+from audioclf.synth import SyntheticConfig
+from audioclf.training import TrainConfig
+from stages.prepare import PrepareConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+GROUPS = ("data", "features", "augment", "model", "train", "evaluate")
+
+
+def composed(overrides: list[str] | None = None) -> dict:
+    """Compose conf/ exactly as DVC's Hydra integration does for `dvc exp run`."""
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose(config_name="config", overrides=overrides or [])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def validate(params: dict) -> None:
+    """Build every stage's schema, as the stages do before any work."""
+    parse(SyntheticConfig, section(params, "data.download"), "data.download")
+    parse(PrepareConfig, section(params, "data.prepare"), "data.prepare")
+    parse_features(section(params, "features"))
+    parse(AugmentConfig, section(params, "augment"), "augment")
+    parse_model(section(params, "model"))
+    parse(TrainConfig, section(params, "train"), "train")
+    parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
+
+
+def options() -> list[str]:
+    return [f"{g}={p.stem}" for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("override", options())
+def test_every_option_composes_and_validates(override: str) -> None:
+    validate(composed([override]))
+
+
+def test_committed_params_yaml_is_the_default_composition() -> None:
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert committed == composed(), (
+        "params.yaml is stale: recompose it from conf/ (`dvc exp run`, or see README)"
+    )
+
+
+def test_every_model_module_has_a_yaml() -> None:
+    names = {yaml.safe_load(p.read_text())["name"] for p in (CONF / "model").glob("*.yaml")}
+    assert names == set(available())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "model.name=resnet9000",
+            r"model.name: unknown model 'resnet9000'. Available models: cnn2d",
+        ),
+        (
+            "+model.depth=3",
+            r"model.depth: unknown hyperparameter for model 'cnn2d'. Allowed: filters",
+        ),
+        ("features.type=mel", r"features.type: unknown feature type 'mel'. Allowed: stft, logspec"),
+        (
+            "train.optimizer=adagrad",
+            r"train.optimizer: unknown value 'adagrad'. Allowed: adam, adamw",
+        ),
+        ("+train.epoch=3", r"train.epoch: unknown option. Allowed options: batch_size, epochs"),
+        ("data.prepare.testing_percentage=95", r"data.prepare.testing_percentage: validation_perc"),
+        ("augment.snr_db=[20,0]", r"augment.snr_db: needs \[low, high\]"),
+    ],
+)
+def test_bad_values_fail_naming_key_and_allowed_values(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(composed([override]))
+
+
+# --- dvc.yaml never drifts from the code --------------------------------------------------
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def package_imports(path: Path, seen: set[Path] | None = None) -> set[Path]:
+    """Files of the audioclf package that ``path`` imports, transitively."""
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            if not name.startswith("audioclf."):
+                continue
+            base = ROOT / "src" / Path(*name.split("."))
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file() and candidate not in seen:
+                    seen.add(candidate)
+                    package_imports(candidate, seen)
+    return {p for p in seen if p.read_text().strip()}  # empty __init__ files carry no code
+
+
+def sections_read(path: Path) -> set[str]:
+    """Params keys a stage reads: ``section(params, "key")`` literals; ``flatten(params)``
+    means every top-level section."""
+    keys = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "section" and isinstance(node.args[1], ast.Constant):
+                keys.add(node.args[1].value)
+            if node.func.id == "flatten":
+                keys |= set(yaml.safe_load((ROOT / "params.yaml").read_text()))
+            if node.func.id == "parse_features":
+                keys.add("features")
+    return keys
+
+
+@pytest.mark.parametrize("stage", list(DVC))
+def test_dvc_yaml_lists_exactly_the_code_each_stage_imports(stage: str) -> None:
+    module = ROOT / "stages" / f"{stage}.py"
+    assert DVC[stage]["cmd"] == f"python -m stages.{stage}"
+    declared = {d for d in DVC[stage]["deps"] if d.startswith(("src/", "stages/"))}
+    expected = {p.relative_to(ROOT).as_posix() for p in package_imports(module)}
+    expected.add(f"stages/{stage}.py")
+    if "src/audioclf/models/__init__.py" in expected:
+        # The model module is chosen by params: templated as ${model.name}; each model's own
+        # imports must already be listed.
+        expected.add("src/audioclf/models/${model.name}.py")
+        for name in available():
+            path = ROOT / "src/audioclf/models" / f"{name}.py"
+            assert {p.relative_to(ROOT).as_posix() for p in package_imports(path)} <= expected
+    assert declared == expected
+
+
+@pytest.mark.parametrize("stage", list(DVC))
+def test_dvc_yaml_lists_exactly_the_params_each_stage_reads(stage: str) -> None:
+    declared = set(DVC[stage].get("params", []))
+    read = sections_read(ROOT / "stages" / f"{stage}.py")
+    # A key is covered by itself or by its section: "data" covers "data.prepare".
+    covered = {k for k in read if not any(k.startswith(f"{d}.") for d in read - {k})}
+    assert declared == covered

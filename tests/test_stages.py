@@ -1,0 +1,226 @@
+"""Stage layer: each stage's main on a tiny generated dataset in a temporary folder.
+
+The stages run in order, in this process, under an audit hook that records every file they
+open and every output they rename into place, so the test also holds dvc.yaml's data deps and
+outs against what each stage really reads and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from audioclf.audio_io import write_wav
+from tests.conftest import COMMANDS, make_raw
+from tests.test_config import DVC, composed
+
+_RECORD: dict[str, set[str]] | None = None
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _RECORD is None:
+        return
+    if event == "open" and isinstance(args[0], str | os.PathLike):
+        mode = args[1] if isinstance(args[1], str) else "r"
+        kind = "write" if any(c in mode for c in "wax+") else "read"
+        _RECORD[kind].add(os.path.abspath(args[0]))
+    elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], str | os.PathLike):
+        _RECORD["read"].add(os.path.abspath(args[0]))
+    elif event == "os.rename":
+        _RECORD["renamed"].add(os.path.abspath(args[1]))
+
+
+sys.addaudithook(_audit)
+
+
+def run_stage(name: str, workdir: Path) -> dict[str, set[str]]:
+    """Run stages/<name>.py's main() in ``workdir``; return the data paths it read and wrote."""
+    global _RECORD
+    import importlib
+
+    module = importlib.import_module(f"stages.{name}")
+    _RECORD = {"read": set(), "write": set(), "renamed": set()}
+    try:
+        module.main()
+    finally:
+        record, _RECORD = _RECORD, None
+    root = str(workdir) + os.sep
+
+    def rel(paths: set[str]) -> set[str]:
+        return {p[len(root) :] for p in paths if p.startswith(root)}
+
+    return {k: rel(v) for k, v in record.items()}
+
+
+def tiny_params(workdir: Path, **changes: object) -> dict:
+    params = composed(
+        [
+            f"data.prepare.commands=[{','.join(COMMANDS)}]",
+            "data.prepare.validation_percentage=20",
+            "data.prepare.testing_percentage=20",
+            "train.epochs=3",
+            "train.batch_size=32",
+            "model.filters=[8,16]",
+        ]
+    )
+    for key, value in changes.items():
+        node = params
+        *parents, last = key.split("__")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def add_bad_files(raw: Path) -> dict[str, str]:
+    """Files prepare must convert or skip; returns path -> expected action."""
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    (raw / "yes" / "bad00000_nohash_0.wav").write_bytes(b"")
+    (raw / "yes" / "bad00001_nohash_0.wav").write_bytes(b"RIFF....not really a wave file")
+    write_wav(raw / "no" / "bad00002_nohash_0.wav", np.sin(2 * np.pi * 300 * t[:rate]), rate)
+    data = (raw / "no" / "bad00002_nohash_0.wav").read_bytes()
+    (raw / "no" / "bad00002_nohash_0.wav").write_bytes(data[:2000])  # truncated
+    t48 = np.arange(72000) / 48000  # 1.5 s at 48 kHz
+    stereo = 0.3 * np.stack([np.sin(2 * np.pi * 500 * t48), np.cos(2 * np.pi * 500 * t48)], 1)
+    sf.write(raw / "up" / "odd00003_nohash_0.wav", stereo, 48000)  # 48 kHz stereo, too long
+    sf.write(raw / "up" / "odd00004_nohash_0.wav", 0.3 * np.sin(t), 8000, subtype="PCM_U8")
+    (raw / "up" / "notes.txt").write_text("not audio")
+    return {
+        "yes/bad00000_nohash_0.wav": "skipped",
+        "yes/bad00001_nohash_0.wav": "skipped",
+        "no/bad00002_nohash_0.wav": "skipped",
+        "up/odd00003_nohash_0.wav": "converted",
+        "up/odd00004_nohash_0.wav": "converted",
+        "up/notes.txt": "skipped",
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+    """Run prepare -> features -> augment -> train -> evaluate once on the tiny dataset."""
+    work = tmp_path_factory.mktemp("stages")
+    raw = make_raw(work / "data" / "raw", speakers=30)
+    bad = add_bad_files(raw)
+    tiny_params(work)
+    old = Path.cwd()
+    os.chdir(work)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    try:
+        records = {
+            s: run_stage(s, work) for s in ("prepare", "features", "augment", "train", "evaluate")
+        }
+        yield work, {"records": records, "bad": bad}
+    finally:
+        os.chdir(old)
+        del os.environ["MLFLOW_TRACKING_URI"]
+
+
+def test_prepare_reports_every_bad_file_and_keeps_every_class(pipeline, capsys) -> None:
+    work, info = pipeline
+    out = work / "data" / "prepared"
+    with (out / "report.csv").open() as f:
+        report = {r["path"]: r for r in csv.DictReader(f)}
+    for path, action in info["bad"].items():
+        assert report[path]["action"] == action, path
+    assert "empty file (0 bytes)" in report["yes/bad00000_nohash_0.wav"]["reason"]
+    assert "truncated" in report["no/bad00002_nohash_0.wav"]["reason"]
+    assert report["up/odd00003_nohash_0.wav"]["reason"] == (
+        "mixed down from 2 channels; resampled 48000->16000 Hz; cropped 1.500 s to 1.000 s"
+    )
+    assert "resampled 8000->16000 Hz" in report["up/odd00004_nohash_0.wav"]["reason"]
+
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels == {
+        "classes": ["_silence_", "_unknown_", *COMMANDS],
+        "sample_rate": 16000,
+        "clip_samples": 16000,
+    }
+    with (out / "manifest.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    by_split: dict[str, list[dict]] = {}
+    for r in rows:
+        by_split.setdefault(r["split"], []).append(r)
+    speakers = {s: {r["speaker"] for r in rs if r["speaker"]} for s, rs in by_split.items()}
+    assert not speakers["train"] & speakers["validation"]
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["validation"] & speakers["test"]
+    for split, rs in by_split.items():
+        x = np.load(out / f"{split}_x.npy")
+        y = np.load(out / f"{split}_y.npy")
+        assert x.dtype == np.float32 and x.shape == (len(rs), 16000)
+        assert y.dtype == np.int32 and [labels["classes"][i] for i in y] == [r["label"] for r in rs]
+        assert [int(r["index"]) for r in rs] == list(range(len(rs)))
+        n_words = sum(r["label"] in COMMANDS for r in rs)
+        # 10 % silence and 10 % unknown, rounded up, as TensorFlow's example.
+        assert sum(r["label"] == "_silence_" for r in rs) == -(-n_words // 10)
+        assert sum(r["label"] == "_unknown_" for r in rs) == -(-n_words // 10)
+        assert {r["label"] for r in rs} >= set(COMMANDS)
+
+
+def test_features_and_augment_shapes(pipeline) -> None:
+    work, _ = pipeline
+    for split in ("train", "validation", "test"):
+        x = np.load(work / "data/features" / f"{split}_x.npy", mmap_mode="r")
+        n = len(np.load(work / "data/prepared" / f"{split}_y.npy"))
+        assert x.shape == (n, 98, 40) and x.dtype == np.float32
+    aug = np.load(work / "data/augmented/train_x.npy")
+    assert aug.shape == (n_train := len(np.load(work / "data/prepared/train_y.npy")), 98, 40)
+    with (work / "data/augmented/applied.csv").open() as f:
+        applied = list(csv.DictReader(f))
+    assert [int(a["source_index"]) for a in applied] == list(range(n_train))
+    noise_names = set(np.load(work / "data/prepared/noise_train.npz").files)
+    assert {a["noise"] for a in applied} - {""} <= noise_names
+
+
+def test_train_and_evaluate_outputs(pipeline) -> None:
+    work, _ = pipeline
+    with (work / "data/model/history.csv").open() as f:
+        history = list(csv.DictReader(f))
+    assert 1 <= len(history) <= 3 and set(history[0]) >= {"loss", "val_loss", "val_accuracy"}
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert set(metrics["per_class_accuracy"]) == {"_silence_", "_unknown_", *COMMANDS}
+    assert (work / "reports/confusion.png").read_bytes()[:4] == b"\x89PNG"
+    with (work / "reports/predictions.csv").open() as f:
+        preds = list(csv.DictReader(f))
+    assert len(preds) == len(np.load(work / "data/prepared/test_y.npy"))
+
+
+@pytest.mark.parametrize("stage", ["prepare", "features", "augment", "train", "evaluate"])
+def test_dvc_yaml_data_deps_and_outs_match_what_the_stage_touched(pipeline, stage) -> None:
+    _, info = pipeline
+    record = info["records"][stage]
+    spec = DVC[stage]
+    data_deps = [d for d in spec["deps"] if d.startswith("data/")]
+    outs = list(spec.get("outs", []))
+    for group in ("metrics", "plots"):
+        outs += [next(iter(o)) if isinstance(o, dict) else o for o in spec.get(group, [])]
+
+    def under(path: str, roots: list[str]) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
+
+    # Reads of the stage's own half-written output (in its .tmp- folder) don't count.
+    read = {p for p in record["read"] if p.startswith("data/") and "/.tmp-" not in p}
+    undeclared = {p for p in read if not under(p, data_deps) and not under(p, outs)}
+    assert not undeclared, f"{stage} reads files dvc.yaml does not list: {sorted(undeclared)}"
+    unread = [d for d in data_deps if not any(under(p, [d]) for p in read)]
+    assert not unread, f"dvc.yaml lists deps {stage} never reads: {unread}"
+    # The MLflow store (mlflow.db + mlartifacts/) is outside DVC by design: it accumulates
+    # every run, including queued experiments' runs.
+    written = {
+        p
+        for p in record["renamed"]
+        if not Path(p).name.startswith(".tmp-") and not p.startswith("mlartifacts/")
+    }
+    assert written == set(outs), f"{stage} wrote {sorted(written)}, dvc.yaml says {outs}"

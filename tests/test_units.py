@@ -1,0 +1,248 @@
+"""Unit tests on generated signals: exact values, dtype and shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audioclf import atomic, clips, evaluation, splits
+from audioclf.audio_io import AudioError, read_wav, write_wav
+from audioclf.augment import AugmentConfig, augment_set, time_shift
+from audioclf.config import ConfigError, flatten, parse
+from audioclf.features import (
+    LogMelConfig,
+    LogSpecConfig,
+    MfccConfig,
+    StftConfig,
+    compute,
+    output_shape,
+    parse_features,
+)
+from audioclf.mixing import mix_at_snr
+
+RATE = 16000
+
+
+def sine(freq: float, n: int = RATE, rate: int = RATE, amp: float = 0.5) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype(np.float32)
+
+
+# --- audio I/O and clip conversion --------------------------------------------------------
+
+
+def test_wav_round_trip_is_16_bit_exact(tmp_path: Path) -> None:
+    wave = sine(1000.0, 1600)
+    write_wav(tmp_path / "a.wav", wave, RATE)
+    back, rate = read_wav(tmp_path / "a.wav")
+    assert rate == RATE and back.dtype == np.float32 and back.shape == (1600, 1)
+    assert np.max(np.abs(back[:, 0] - wave)) <= 1 / 32767
+
+
+def test_fit_length_pads_end_and_crops_centre() -> None:
+    wave = np.arange(10, dtype=np.float32)
+    assert clips.fit_length(wave, 14).tolist() == list(range(10)) + [0, 0, 0, 0]
+    assert clips.fit_length(wave, 4).tolist() == [3, 4, 5, 6]
+
+
+def test_stereo_8bit_48k_long_file_is_converted_with_notes(tmp_path: Path) -> None:
+    stereo = np.stack([sine(440, 96000, 48000), sine(440, 96000, 48000)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 48000, subtype="PCM_U8")
+    loaded = clips.load_clip(tmp_path / "s.wav", RATE, RATE)
+    assert loaded.wave.shape == (RATE,) and loaded.wave.dtype == np.float32
+    assert loaded.notes == (
+        "mixed down from 2 channels",
+        "resampled 48000->16000 Hz",
+        "cropped 2.000 s to 1.000 s",
+    )
+    # 440 Hz survives resampling: the spectral peak is at 440 Hz (1 Hz bins).
+    assert np.argmax(np.abs(np.fft.rfft(loaded.wave))) == 440
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", r"empty file \(0 bytes\)"),
+        (b"this is not audio at all, just text" * 10, "not readable as audio"),
+    ],
+)
+def test_unreadable_files_raise_audio_error_naming_the_file(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match=reason) as err:
+        clips.load_clip(path, RATE, RATE)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_wav_is_refused(tmp_path: Path) -> None:
+    write_wav(tmp_path / "t.wav", sine(440), RATE)
+    data = (tmp_path / "t.wav").read_bytes()
+    (tmp_path / "t.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match=r"truncated \(header declares 32000 bytes"):
+        clips.load_clip(tmp_path / "t.wav", RATE, RATE)
+
+
+# --- splits and labels --------------------------------------------------------------------
+
+
+def test_which_set_matches_tensorflow_rule_and_keeps_speakers_together() -> None:
+    # Values computed with TensorFlow's speech_commands input_data.which_set (10 %, 10 %).
+    names = [f"{i:08x}_nohash_{k}.wav" for i in range(300) for k in range(3)]
+    sets = [splits.which_set(n, 10, 10) for n in names]
+    for i in range(300):
+        assert len(set(sets[3 * i : 3 * i + 3])) == 1  # a speaker never straddles splits
+    counts = {s: sets.count(s) / 3 for s in splits.SPLITS}
+    assert 200 <= counts["train"] <= 280 and counts["validation"] > 10 and counts["test"] > 10
+    assert splits.speaker_of("yes/3c4aa5ef_nohash_12.wav") == "3c4aa5ef"
+
+
+def test_which_set_exact_hash() -> None:
+    import hashlib
+
+    h = int(hashlib.sha1(b"0000abcd").hexdigest(), 16) % (2**27) * (100.0 / (2**27 - 1))
+    expected = "validation" if h < 10 else "test" if h < 20 else "train"
+    assert splits.which_set("0000abcd_nohash_0.wav", 10, 10) == expected
+
+
+def test_class_names_and_extra_counts() -> None:
+    assert splits.class_names(("yes", "no")) == ["_silence_", "_unknown_", "yes", "no"]
+    assert splits.extra_count(95, 10) == 10  # ceil(9.5)
+    assert splits.extra_count(0, 10) == 0
+
+
+def test_split_bounds_cover_recording_without_overlap() -> None:
+    b = splits.split_bounds(1000, 10, 20)
+    assert b == {"train": (0, 700), "validation": (700, 800), "test": (800, 1000)}
+
+
+def test_silence_windows_stay_inside_their_segment() -> None:
+    rng = np.random.default_rng(0)
+    w = splits.silence_windows({"a": (100, 300), "b": (0, 50)}, 20, 100, rng)
+    assert len(w) == 20 and {x.name for x in w} == {"a"}
+    assert all(100 <= x.start <= 200 and 0 <= x.gain < 1 for x in w)
+    with pytest.raises(ValueError, match="silence_percentage: 0"):
+        splits.silence_windows({"b": (0, 50)}, 1, 100, rng)
+
+
+# --- features -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cfg", "shape"),
+    [
+        (LogMelConfig(), (98, 40)),
+        (StftConfig(), (98, 257)),
+        (LogSpecConfig(), (99, 257)),
+        (MfccConfig(), (98, 13)),
+    ],
+)
+def test_feature_shapes_and_dtype(cfg, shape) -> None:
+    assert output_shape(cfg, RATE, RATE) == shape
+    out = np.concatenate(list(compute(np.stack([sine(1000), sine(3000)]), cfg, RATE)))
+    assert out.shape == (2, *shape) and out.dtype == np.float32
+    assert np.all(np.isfinite(out))
+
+
+def test_stft_peak_is_at_the_sine_frequency() -> None:
+    cfg = StftConfig(window_ms=32.0, hop_ms=16.0)  # 512-sample window, 31.25 Hz bins
+    out = np.concatenate(list(compute(sine(1000)[None], cfg, RATE)))
+    assert np.all(out[0].argmax(axis=1) == 32)  # 1000 Hz / 31.25 Hz
+
+
+def test_logmel_is_log_offset_on_silence_and_batches_agree() -> None:
+    cfg = LogMelConfig()
+    silent = np.zeros((3, RATE), dtype=np.float32)
+    out = np.concatenate(list(compute(silent, cfg, RATE, batch_size=2)))
+    np.testing.assert_allclose(out, np.log(np.float32(cfg.log_offset)), rtol=1e-6)
+    waves = np.stack([sine(f) for f in (300, 700, 1500)])
+    one = np.concatenate(list(compute(waves, cfg, RATE, batch_size=1)))
+    three = np.concatenate(list(compute(waves, cfg, RATE, batch_size=3)))
+    np.testing.assert_allclose(one, three, rtol=1e-5, atol=1e-5)
+
+
+def test_features_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"features.type: unknown feature type 'mel'.*logmel"):
+        parse_features({"type": "mel"})
+    with pytest.raises(ConfigError, match=r"features.n_mfcc: unknown option"):
+        parse_features({"type": "logmel", "n_mfcc": 13})
+    with pytest.raises(ConfigError, match=r"features.n_mfcc: must be between 1 and n_mels"):
+        parse_features({"type": "mfcc", "n_mels": 10, "n_mfcc": 20})
+    with pytest.raises(ConfigError, match=r"features.hop_ms: expected a number, got 'x'"):
+        parse_features({"type": "stft", "hop_ms": "x"})
+
+
+# --- augmentation -------------------------------------------------------------------------
+
+
+def test_time_shift_exact() -> None:
+    w = np.arange(1, 6, dtype=np.float32)
+    assert time_shift(w, 2).tolist() == [0, 0, 1, 2, 3]
+    assert time_shift(w, -2).tolist() == [3, 4, 5, 0, 0]
+    assert time_shift(w, 0).tolist() == w.tolist()
+
+
+def test_mix_at_snr_gives_the_requested_snr() -> None:
+    rng = np.random.default_rng(1)
+    signal = sine(500)
+    noise = rng.standard_normal(RATE).astype(np.float32)
+    for snr in (-5.0, 0.0, 10.0, 20.0):
+        mixed = mix_at_snr(signal, noise, snr)
+        added = mixed.astype(np.float64) - signal
+        got = 10 * np.log10(np.mean(signal.astype(np.float64) ** 2) / np.mean(added**2))
+        assert mixed.dtype == np.float32 and abs(got - snr) < 1e-3
+
+
+def test_augment_set_is_seeded_and_records_parameters() -> None:
+    waves = np.stack([sine(f) for f in (300, 600, 900)])
+    noises = {"white": np.random.default_rng(2).standard_normal(3 * RATE).astype(np.float32)}
+    cfg = AugmentConfig(copies=2, noise_probability=1.0, snr_db=(5.0, 5.0), shift_ms=50.0)
+    a, src, applied = augment_set(waves, noises, cfg, RATE)
+    b, _, _ = augment_set(waves, noises, cfg, RATE)
+    assert a.shape == (6, RATE) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert src.tolist() == [0, 1, 2, 0, 1, 2]
+    assert all(p.noise == "white" and p.snr_db == 5.0 for p in applied)
+    assert all(abs(p.shift_samples) <= 800 for p in applied)
+    none, _, _ = augment_set(waves, noises, AugmentConfig(copies=0), RATE)
+    assert none.shape == (0, RATE)
+
+
+# --- metrics, config, atomic writes -------------------------------------------------------
+
+
+def test_confusion_and_per_class_accuracy_exact() -> None:
+    y_true = np.array([0, 0, 1, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0, 2])
+    cm = evaluation.confusion_matrix(y_true, y_pred, 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    acc = evaluation.per_class_accuracy(cm)
+    assert acc[:3].tolist() == [0.5, 2 / 3, 1.0] and np.isnan(acc[3])
+    probs = np.eye(4)[y_pred] * 0.9 + 0.025
+    s = evaluation.summarize(probs, y_true, ["a", "b", "c", "d"])
+    assert s["accuracy"] == pytest.approx(4 / 6) and s["per_class_accuracy"]["d"] is None
+
+
+def test_parse_rejects_unknown_and_mistyped_keys() -> None:
+    with pytest.raises(
+        ConfigError, match=r"augment.copy: unknown option. Allowed options: .*copies"
+    ):
+        parse(AugmentConfig, {"copy": 1}, "augment")
+    with pytest.raises(ConfigError, match=r"augment.copies: expected an integer, got 1.5"):
+        parse(AugmentConfig, {"copies": 1.5}, "augment")
+    with pytest.raises(ConfigError, match=r"augment.snr_db: needs \[low, high\]"):
+        parse(AugmentConfig, {"snr_db": [10, 0]}, "augment")
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": [1, 2], "d": "x"}
+
+
+def test_atomic_writes_leave_nothing_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic.atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "half.npy").write_bytes(b"xx")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    atomic.write_json(tmp_path / "m.json", {"a": 1})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
