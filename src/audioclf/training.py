@@ -19,7 +19,7 @@ from audioclf.tf import tensorflow
 class TrainConfig:
     epochs: int = 20  # upper bound; early stopping usually ends sooner
     batch_size: int = 64
-    learning_rate: float = 1e-3  # peak rate of the cosine schedule
+    learning_rate: float = 3e-3  # peak rate of the cosine schedule
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0  # adamw only
     label_smoothing: float = 0.0
