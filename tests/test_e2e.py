@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -143,8 +144,19 @@ def test_queued_sweep_logs_every_run_to_the_root_store(repo: Path) -> None:
     # Values unlike the earlier runs': a repeat of identical params would be restored from
     # DVC's run cache without running (and without a new MLflow run).
     n_runs = len(mlflow_runs(repo))
+    default = yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"]
+    rates = {str(default / 2), str(default * 2)}
     args = [a for o in TINY for a in ("-S", o)]
-    sh(repo, "dvc", "exp", "run", "--queue", *args, "-S", "train.learning_rate=0.002,0.003")
+    sh(
+        repo,
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        *args,
+        "-S",
+        f"train.learning_rate={','.join(sorted(rates))}",
+    )
     sh(repo, "dvc", "queue", "start", "-j", "2")
     deadline = time.time() + 480
     while time.time() < deadline:
@@ -158,7 +170,7 @@ def test_queued_sweep_logs_every_run_to_the_root_store(repo: Path) -> None:
     runs = mlflow_runs(repo)  # newest first
     assert len(runs) == n_runs + 2
     runs = runs[:2]
-    assert {r.data.params["train.learning_rate"] for r in runs} == {"0.002", "0.003"}
+    assert {r.data.params["train.learning_rate"] for r in runs} == rates
     names = {r.data.tags["dvc_exp_name"] for r in runs}
     listed = sh(repo, "dvc", "exp", "list", "--name-only")
     assert all(n and n in listed for n in names), (names, listed)
