@@ -1,7 +1,8 @@
 """Stage `train`: fit the configured Keras model on the cached features.
 
-Reads:  data/features/{train,validation}_x.npy, data/prepared/{train,validation}_y.npy,
-        data/prepared/labels.json, data/augmented/train_{x,y}.npy (added to the clean set)
+Reads:  data/features/{train,validation}_x.npy, data/features/info.json,
+        data/prepared/{train,validation}_y.npy, data/prepared/labels.json,
+        data/augmented/train_{x,y}.npy (added to the clean set)
 Writes: data/model/model.keras   the best epoch (lowest validation loss), normalisation included
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
@@ -36,6 +37,14 @@ def main() -> None:
     model_cfg = parse_model(section(params, "model"))
     cfg = parse(TrainConfig, section(params, "train"), "train")
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
+    shape = tuple(json.loads((FEATURES / "info.json").read_text())["shape"])  # (frames, bins)
+
+    # Build first: a hyperparameter the builder refuses fails before any data is loaded.
+    make_deterministic(cfg.seed)
+    tensorflow()  # quiet, then Keras on its TensorFlow backend
+    import keras
+
+    body = get_builder(model_cfg.name)(shape, len(classes), **model_cfg.hparams)
 
     x_clean = np.load(FEATURES / "train_x.npy", mmap_mode="r")
     x_aug = np.load(AUGMENTED / "train_x.npy", mmap_mode="r")
@@ -45,12 +54,6 @@ def main() -> None:
     )
     x_val = np.asarray(np.load(FEATURES / "validation_x.npy", mmap_mode="r"))
     y_val = np.load(PREPARED / "validation_y.npy")
-
-    make_deterministic(cfg.seed)
-    tensorflow()  # quiet, then Keras on its TensorFlow backend
-    import keras
-
-    body = get_builder(model_cfg.name)(x_train.shape[1:], len(classes), **model_cfg.hparams)
     model = with_normalization(body, x_train)
     print(
         f"[train] {model_cfg.name}: {_trainable(model):,} trainable params; "

@@ -246,3 +246,14 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path: Path) -> None:
     atomic.write_json(tmp_path / "m.json", {"a": 1})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_model_builder_refuses_bad_hyperparameters_by_name() -> None:
+    from audioclf.models import cnn2d
+
+    with pytest.raises(ConfigError, match=r"model.dropout: must be in \[0, 1\), got 1.5"):
+        cnn2d.build((98, 40), 12, dropout=1.5)
+    with pytest.raises(ConfigError, match=r"model.filters: list at least one"):
+        cnn2d.build((98, 40), 12, filters=())
+    model = cnn2d.build((98, 40), 12, filters=(4, 8))
+    assert model.output_shape == (None, 12)
