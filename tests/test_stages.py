@@ -197,6 +197,33 @@ def test_train_and_evaluate_outputs(pipeline) -> None:
     assert len(preds) == len(np.load(work / "data/prepared/test_y.npy"))
 
 
+def test_download_writes_the_speech_commands_layout(tmp_path: Path, monkeypatch) -> None:
+    """The download stage on a tiny synthetic config; it touches exactly what dvc.yaml says."""
+    monkeypatch.chdir(tmp_path)
+    download = {
+        "speakers": 2,
+        "commands": ["yes", "no"],
+        "unknown_words": ["bed"],
+        "repetitions": 1,
+        "background_kinds": ["pink"],
+        "background_seconds": 2.0,
+        "babble_bank_seconds": 2.0,
+    }
+    params = composed()
+    params["data"]["download"] = download
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    record = run_stage("download", tmp_path)
+    raw = tmp_path / "data/raw"
+    words = sorted(p.name for p in raw.iterdir())
+    assert words == ["_background_noise_", "bed", "no", "yes"]
+    clips = sorted(p.relative_to(raw).as_posix() for p in raw.glob("[!_]*/*.wav"))
+    assert len(clips) == 6 and all("_nohash_0.wav" in c for c in clips)
+    data, rate = sf.read(raw / clips[0], dtype="int16")
+    assert rate == 16000 and data.shape == (16000,)
+    assert {p for p in record["renamed"] if "/.tmp-" not in p} == set(DVC["download"]["outs"])
+    assert not {p for p in record["read"] if p.startswith("data/") and "/.tmp-" not in p}
+
+
 @pytest.mark.parametrize("stage", ["prepare", "features", "augment", "train", "evaluate"])
 def test_dvc_yaml_data_deps_and_outs_match_what_the_stage_touched(pipeline, stage) -> None:
     _, info = pipeline

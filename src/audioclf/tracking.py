@@ -10,10 +10,12 @@ Nothing here runs at import time; mlflow itself is imported only when a run is l
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,28 @@ def get_experiment_id(experiment: str) -> str:
         return mlflow.get_experiment_by_name(experiment).experiment_id
 
 
+@contextlib.contextmanager
+def store_lock() -> Iterator[None]:
+    """Serialise writers of a local SQLite store.
+
+    Queued experiments (`dvc queue start -j 2`) finish side by side; two processes creating
+    the tables of a new store, or writing at the same moment, can fail with "database is
+    locked". An exclusive lock on a file beside the store makes them take turns.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///")).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def log_pipeline_run(
     experiment: str,
     params: Mapping[str, Any],
@@ -85,9 +109,11 @@ def log_pipeline_run(
     from mlflow.entities import Metric
 
     mlflow.set_tracking_uri(tracking_uri())
-    experiment_id = get_experiment_id(experiment)
     run_name = tags.get("dvc_exp_name")
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with (
+        store_lock(),
+        mlflow.start_run(experiment_id=get_experiment_id(experiment), run_name=run_name) as run,
+    ):
         mlflow.set_tags(dict(tags))
         items = [(k, str(v)[:6000]) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
