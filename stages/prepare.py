@@ -184,32 +184,17 @@ def main() -> None:
             load(batch, f"prepare: unknown ({split})")
             have += len(kept[split]) - before
 
-    # Noise: each recording converted to the target rate, then cut in time between splits.
-    noise: dict[str, np.ndarray] = {}
-    for path in noise_paths:
-        try:
-            noise[path], notes = load_audio(RAW / path, cfg.sample_rate)
-        except AudioError as err:
-            report.append((path, "skipped", str(err).split(": ", 1)[-1]))
-            continue
-        if notes:
-            report.append((path, "converted", "; ".join(notes)))
+    noise = load_noise(noise_paths, cfg.sample_rate, report)
     bounds = {
         p: split_bounds(len(w), cfg.validation_percentage, cfg.testing_percentage)
         for p, w in noise.items()
     }
     for split in SPLITS:
         n_words = sum(r.label not in (UNKNOWN, SILENCE) for r in kept[split])
-        n_silence = extra_count(n_words, cfg.silence_percentage)
         segments = {p: b[split] for p, b in bounds.items()}
-        try:
-            windows = silence_windows(segments, n_silence, n, rng)
-        except ValueError as err:
-            raise ConfigError(f"data.prepare.silence_percentage: {err}") from None
-        for w in windows:
-            waves[split].append(noise[w.name][w.start : w.start + n] * np.float32(w.gain))
-            source = f"{w.name}@{w.start / cfg.sample_rate:.3f}s*{w.gain:.3f}"
-            kept[split].append(Row(split, SILENCE, w.name, "", source))
+        for row, wave in silence(noise, segments, split, n_words, cfg, rng):
+            kept[split].append(row)
+            waves[split].append(wave)
 
     classes = class_names(cfg.commands)
     _check_classes(kept, classes, report)
@@ -243,6 +228,42 @@ def main() -> None:
         f"{counts} clips of {len(classes)} classes to {OUT}",
         f"{converted} converted, {skipped} skipped (see {OUT}/report.csv)",
     )
+
+
+def load_noise(paths: list[str], sample_rate: int, report: list) -> dict[str, np.ndarray]:
+    """Each noise recording whole, mono at ``sample_rate``; unreadable ones are reported."""
+    noise = {}
+    for path in paths:
+        try:
+            noise[path], notes = load_audio(RAW / path, sample_rate)
+        except AudioError as err:
+            report.append((path, "skipped", str(err).split(": ", 1)[-1]))
+            continue
+        if notes:
+            report.append((path, "converted", "; ".join(notes)))
+    return noise
+
+
+def silence(
+    noise: dict[str, np.ndarray],
+    segments: dict[str, tuple[int, int]],
+    split: str,
+    n_words: int,
+    cfg: PrepareConfig,
+    rng: np.random.Generator,
+) -> list[tuple[Row, np.ndarray]]:
+    """The split's silence clips: random windows of its part of each noise recording."""
+    n = cfg.clip_samples
+    try:
+        windows = silence_windows(segments, extra_count(n_words, cfg.silence_percentage), n, rng)
+    except ValueError as err:
+        raise ConfigError(f"data.prepare.silence_percentage: {err}") from None
+    out = []
+    for w in windows:
+        source = f"{w.name}@{w.start / cfg.sample_rate:.3f}s*{w.gain:.3f}"
+        wave = noise[w.name][w.start : w.start + n] * np.float32(w.gain)
+        out.append((Row(split, SILENCE, w.name, "", source), wave))
+    return out
 
 
 def _check_classes(kept: dict[str, list[Row]], classes: list[str], report: list) -> None:
