@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,17 @@ def test_dvc_yaml_data_deps_and_outs_match_what_the_stage_touched(pipeline, stag
         if not Path(p).name.startswith(".tmp-") and not p.startswith("mlartifacts/")
     }
     assert written == set(outs), f"{stage} wrote {sorted(written)}, dvc.yaml says {outs}"
+
+
+def test_augment_none_writes_empty_arrays_of_the_right_shape(pipeline, tmp_path, monkeypatch):
+    work, _ = pipeline
+    shutil.copytree(work / "data/prepared", tmp_path / "data/prepared")
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["augment"] = composed(["augment=none"])["augment"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage("augment", tmp_path)
+    x = np.load(tmp_path / "data/augmented/train_x.npy")
+    y = np.load(tmp_path / "data/augmented/train_y.npy")
+    assert x.shape == (0, 98, 40) and x.dtype == np.float32
+    assert y.shape == (0,) and y.dtype == np.int32
