@@ -81,7 +81,7 @@ def parse(cls: type[T], data: Any, key: str) -> T:
     for name, field in fields.items():
         sub = f"{key}.{name}"
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], sub)
+            kwargs[name] = convert(hints[name], data[name], sub)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{sub}: required option is missing")
     try:
@@ -92,7 +92,8 @@ def parse(cls: type[T], data: Any, key: str) -> T:
         raise ConfigError(msg if msg.startswith(key) else f"{key}.{msg}") from None
 
 
-def _convert(tp: Any, value: Any, key: str) -> Any:
+def convert(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` (found at ``key``) against type ``tp``; return it converted."""
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -107,7 +108,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(arg, value, key)
+                return convert(arg, value, key)
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(
@@ -125,10 +126,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {_show(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+            return tuple(convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{key}: expected a list of {len(args)} items, got {_show(value)}")
-        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
     if tp is bool:

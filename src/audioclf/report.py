@@ -9,17 +9,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class StageTimer:
-    """``with StageTimer("prepare") as t: ...; t.summary("read ..., wrote ...")``."""
+    """``t = StageTimer("prepare")`` when the stage starts; ``t.summary(...)`` when it ends."""
 
     stage: str
     start: float = field(default_factory=time.perf_counter)
-
-    def __enter__(self) -> StageTimer:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     @property
     def seconds(self) -> float:

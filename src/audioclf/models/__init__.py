@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from audioclf.config import ConfigError, _convert
+from audioclf.config import ConfigError, convert
 
 
 def available() -> list[str]:
@@ -56,5 +56,5 @@ def parse_model(data: Any, key: str = "model") -> ModelConfig:
                 f"{key}.{k}: unknown hyperparameter for model {name!r}. "
                 f"Allowed: {', '.join(allowed)}"
             )
-        hparams[k] = _convert(hints.get(k, Any), v, f"{key}.{k}")
+        hparams[k] = convert(hints.get(k, Any), v, f"{key}.{k}")
     return ModelConfig(name, hparams)
