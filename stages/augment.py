@@ -23,7 +23,7 @@ import numpy as np
 from audioclf.atomic import atomic_dir
 from audioclf.augment import Applied, AugmentConfig, augment_set
 from audioclf.config import load_params, parse, section
-from audioclf.features import compute, output_shape, parse_features
+from audioclf.features import output_shape, parse_features, write_npy
 from audioclf.report import StageTimer
 
 PREPARED = Path("data/prepared")
@@ -37,7 +37,7 @@ def main() -> None:
     feats = parse_features(section(params, "features"))
     info = json.loads((PREPARED / "labels.json").read_text())
     rate = info["sample_rate"]
-    shape = output_shape(feats, rate, info["clip_samples"])
+    output_shape(feats, rate, info["clip_samples"])  # a window that does not fit fails now
 
     waves = np.load(PREPARED / "train_x.npy", mmap_mode="r")
     labels = np.load(PREPARED / "train_y.npy")
@@ -46,15 +46,7 @@ def main() -> None:
 
     augmented, sources, applied = augment_set(waves, noises, cfg, rate)
     with atomic_dir(OUT) as tmp:
-        x = np.lib.format.open_memmap(
-            tmp / "train_x.npy", mode="w+", dtype=np.float32, shape=(len(augmented), *shape)
-        )
-        k = 0
-        for batch in compute(augmented, feats, rate):
-            x[k : k + len(batch)] = batch
-            k += len(batch)
-        x.flush()
-        del x
+        write_npy(tmp / "train_x.npy", augmented, feats, rate, "augment: features")
         np.save(tmp / "train_y.npy", labels[sources].astype(np.int32))
         with (tmp / "applied.csv").open("w", newline="") as f:
             w = csv.writer(f)

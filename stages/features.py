@@ -13,17 +13,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from audioclf.atomic import atomic_dir
 from audioclf.config import load_params, section, to_dict
-from audioclf.features import compute, output_shape, parse_features
+from audioclf.features import output_shape, parse_features, write_npy
 from audioclf.report import StageTimer
 from audioclf.splits import SPLITS
 
 PREPARED = Path("data/prepared")
 OUT = Path("data/features")
-BATCH = 256  # clips per TensorFlow call: bounded memory, enough work per call
 
 
 def main() -> None:
@@ -37,20 +35,7 @@ def main() -> None:
     with atomic_dir(OUT) as tmp:
         for split in SPLITS:
             waves = np.load(PREPARED / f"{split}_x.npy", mmap_mode="r")
-            # Written batch by batch into a memory-mapped .npy: memory stays at one batch.
-            out = np.lib.format.open_memmap(
-                tmp / f"{split}_x.npy", mode="w+", dtype=np.float32, shape=(len(waves), *shape)
-            )
-            with tqdm(
-                total=len(waves), desc=f"features: {split}", unit="clip", disable=None
-            ) as bar:
-                k = 0
-                for batch in compute(waves, cfg, rate, BATCH):
-                    out[k : k + len(batch)] = batch
-                    k += len(batch)
-                    bar.update(len(batch))
-            out.flush()
-            del out
+            write_npy(tmp / f"{split}_x.npy", waves, cfg, rate, f"features: {split}")
             total += len(waves)
         meta = {**to_dict(cfg), "shape": list(shape), "sample_rate": rate}
         (tmp / "info.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -23,7 +23,7 @@ import numpy as np
 
 from audioclf.atomic import atomic_dir
 from audioclf.audio_io import AudioError
-from audioclf.clips import load_audio, load_clip
+from audioclf.clips import Loaded, load_audio, load_clip
 from audioclf.config import ConfigError, check, load_params, parse, section
 from audioclf.parallel import ordered_map
 from audioclf.report import StageTimer
@@ -139,6 +139,16 @@ def assign(rows: list[Row], cfg: PrepareConfig) -> dict[str, list[Row]]:
     return out
 
 
+def record(report: list, path: str, result: Loaded | AudioError) -> bool:
+    """Add a skipped or converted file to the report; True if the audio is usable."""
+    if isinstance(result, AudioError):
+        report.append((path, "skipped", result.reason))
+        return False
+    if result.notes:
+        report.append((path, "converted", "; ".join(result.notes)))
+    return True
+
+
 def _load(args: tuple[str, int, int]):
     path, rate, n = args
     try:
@@ -160,13 +170,9 @@ def main() -> None:
     def load(todo: list[Row], desc: str) -> None:
         jobs = [(r.path, cfg.sample_rate, n) for r in todo]
         for row, result in zip(todo, ordered_map(_load, jobs, desc=desc)):
-            if isinstance(result, AudioError):
-                report.append((row.path, "skipped", str(result).split(": ", 1)[-1]))
-                continue
-            if result.notes:
-                report.append((row.path, "converted", "; ".join(result.notes)))
-            waves[row.split].append(result.wave)
-            kept[row.split].append(row)
+            if record(report, row.path, result):
+                waves[row.split].append(result.wave)
+                kept[row.split].append(row)
 
     by_split = assign(rows, cfg)
     load([r for s in SPLITS for r in by_split[s] if r.label != UNKNOWN], "prepare: commands")
@@ -235,12 +241,11 @@ def load_noise(paths: list[str], sample_rate: int, report: list) -> dict[str, np
     noise = {}
     for path in paths:
         try:
-            noise[path], notes = load_audio(RAW / path, sample_rate)
+            result = load_audio(RAW / path, sample_rate)
         except AudioError as err:
-            report.append((path, "skipped", str(err).split(": ", 1)[-1]))
-            continue
-        if notes:
-            report.append((path, "converted", "; ".join(notes)))
+            result = err
+        if record(report, path, result):
+            noise[path] = result.wave
     return noise
 
 

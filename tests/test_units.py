@@ -79,6 +79,17 @@ def test_unreadable_files_raise_audio_error_naming_the_file(
     assert str(path) in str(err.value)
 
 
+def test_audio_error_survives_pickling_with_path_and_reason() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(AudioError("a/b.wav", "empty file (0 bytes)")))
+    assert (err.path, err.reason, str(err)) == (
+        "a/b.wav",
+        "empty file (0 bytes)",
+        "a/b.wav: empty file (0 bytes)",
+    )
+
+
 def test_truncated_wav_is_refused(tmp_path: Path) -> None:
     write_wav(tmp_path / "t.wav", sine(440), RATE)
     data = (tmp_path / "t.wav").read_bytes()

@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
@@ -58,8 +56,3 @@ def write_json(path: str | Path, data: Any) -> None:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text)
-
-
-def save_npy(path: str | Path, array: np.ndarray) -> None:
-    with atomic_file(path) as tmp, tmp.open("wb") as f:
-        np.save(f, array)

@@ -16,6 +16,16 @@ import soundfile as sf
 class AudioError(ValueError):
     """A file that cannot be used as audio; the message says which file and why."""
 
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason  # for reports that list the path separately
+
+    def __reduce__(self):
+        # Rebuilt from (path, reason), not from the message: it travels back from the
+        # worker processes of the prepare stage, and a failed unpickling hangs the pool.
+        return (AudioError, (self.path, self.reason))
+
 
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> None:
     """Write a mono float clip as 16-bit PCM, clipped to [-1, 1] first (beyond, PCM wraps)."""
@@ -35,15 +45,15 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise AudioError(f"{path}: cannot read ({err.strerror})") from None
+        raise AudioError(path, f"cannot read ({err.strerror})") from None
     if size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+        raise AudioError(path, "empty file (0 bytes)")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not readable as audio ({err})") from None
+        raise AudioError(path, f"not readable as audio ({err})") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: contains no audio frames (truncated?)")
+        raise AudioError(path, "contains no audio frames (truncated?)")
     if not np.all(np.isfinite(data)):
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+        raise AudioError(path, "contains NaN or infinite samples")
     return data, int(rate)

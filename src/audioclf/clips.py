@@ -21,9 +21,6 @@ class Loaded:
     wave: np.ndarray  # float32 (n_samples,) at the target rate
     notes: tuple[str, ...]  # what was changed, e.g. "resampled 48000->16000 Hz"
 
-    def __iter__(self):
-        return iter((self.wave, self.notes))
-
 
 def check_riff(path: Path) -> None:
     """Refuse a WAV whose data chunk is shorter than its header declares (a cut-off copy).
@@ -38,14 +35,14 @@ def check_riff(path: Path) -> None:
         while True:
             chunk = f.read(8)
             if len(chunk) < 8:
-                raise AudioError(f"{path}: truncated (no data chunk in {size} bytes)")
+                raise AudioError(path, f"truncated (no data chunk in {size} bytes)")
             tag, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if tag == b"data":
                 have = size - f.tell()
                 if have < length:
                     raise AudioError(
-                        f"{path}: truncated (header declares {length} bytes of audio, "
-                        f"file holds {have})"
+                        path,
+                        f"truncated (header declares {length} bytes of audio, file holds {have})",
                     )
                 return
             f.seek(length + (length & 1), 1)  # chunks are padded to even sizes
@@ -92,8 +89,8 @@ def load_audio(path: str | Path, sample_rate: int) -> Loaded:
 
 def load_clip(path: str | Path, sample_rate: int, n_samples: int) -> Loaded:
     """``load_audio`` then pad or crop to exactly ``n_samples``."""
-    wave, notes = load_audio(path, sample_rate)
-    notes = list(notes)
+    loaded = load_audio(path, sample_rate)
+    wave, notes = loaded.wave, list(loaded.notes)
     if len(wave) > n_samples:
         notes.append(f"cropped {len(wave) / sample_rate:.3f} s to {n_samples / sample_rate:.3f} s")
     elif len(wave) < n_samples:

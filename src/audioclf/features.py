@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from tqdm import tqdm
 
 from audioclf.config import ConfigError, check, parse
 from audioclf.tf import tensorflow
@@ -207,3 +209,24 @@ def compute(
     for start in range(0, len(waves), batch_size):
         batch = np.ascontiguousarray(waves[start : start + batch_size], dtype=np.float32)
         yield transform(tf.constant(batch)).numpy()
+
+
+def write_npy(
+    path: Path, waves: np.ndarray, cfg: FeaturesConfig, sample_rate: int, desc: str
+) -> tuple[int, int]:
+    """Compute features for ``waves`` (clips, samples) into a new memory-mapped .npy at ``path``.
+
+    Written batch by batch, so memory stays at one batch whatever the number of clips; a
+    progress bar shows when the output is a terminal. Returns (frames, bins).
+    """
+    shape = output_shape(cfg, sample_rate, waves.shape[1])
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(waves), *shape))
+    with tqdm(total=len(waves), desc=desc, unit="clip", disable=None) as bar:
+        k = 0
+        for batch in compute(waves, cfg, sample_rate):
+            out[k : k + len(batch)] = batch
+            k += len(batch)
+            bar.update(len(batch))
+    out.flush()
+    del out  # closes the memory map before the caller renames the folder
+    return shape
