@@ -1,8 +1,10 @@
 """Stage `evaluate`: test-set metrics, plots, and the run's MLflow record.
 
-Reads:  data/model/model.keras, history.csv, summary.json; data/features/test_x.npy;
-        data/prepared/test_y.npy, labels.json; params.yaml (all of it, logged to MLflow)
-Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric)
+Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.json);
+        data/features/test_x.npy; data/prepared/test_{x,y}.npy, labels.json;
+        params.yaml (all of it, logged to MLflow)
+Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric), and how
+                                  often the exported raw-wave model agrees with the cache model
         reports/predictions.csv   true and predicted label per test clip (DVC confusion plot)
         reports/confusion.png, reports/curves.png
         one MLflow run: flattened params, per-epoch and test metrics, images, model
@@ -20,6 +22,7 @@ import numpy as np
 from audioclf.atomic import atomic_file, write_json, write_text
 from audioclf.config import flatten, load_params, parse, section
 from audioclf.evaluation import EvaluateConfig, summarize
+from audioclf.features import resample_clips
 from audioclf.plots import confusion_png, curves_png
 from audioclf.report import StageTimer
 from audioclf.tf import tensorflow
@@ -54,6 +57,20 @@ def main() -> None:
     probs = model.predict(np.asarray(x_test), batch_size=cfg.batch_size, verbose=0)
     test = summarize(probs, y_test, classes)
 
+    # The exported model computes its own features from the raw test clips; it must agree.
+    from audioclf import export
+
+    exported = export.load(MODEL)
+    rate = json.loads((PREPARED / "labels.json").read_text())["sample_rate"]
+    waves = resample_clips(np.load(PREPARED / "test_x.npy"), rate, exported.sample_rate)
+    wave_probs = export.predict(exported.model, waves, cfg.batch_size)
+    agreement = float(np.mean(wave_probs.argmax(axis=1) == probs.argmax(axis=1)))
+    if agreement < 1:
+        print(
+            f"[evaluate] WARNING: the exported model ({MODEL}/{export.MODEL_FILE}) disagrees "
+            f"with the cached-features model on {1 - agreement:.2%} of the test clips"
+        )
+
     metrics = {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
@@ -64,6 +81,7 @@ def main() -> None:
         "trainable_params": trained["trainable_params"],
         "train_seconds": trained["train_seconds"],
         "seconds_per_epoch": trained["seconds_per_epoch"],
+        "export_agreement": agreement,
         "per_class_accuracy": test["per_class_accuracy"],
     }
     REPORTS.mkdir(exist_ok=True)
@@ -91,7 +109,7 @@ def main() -> None:
         {k: history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
         scalars,
         [REPORTS / "metrics.json", REPORTS / "confusion.png", REPORTS / "curves.png"],
-        MODEL / "model.keras",
+        MODEL,
         run_tags(),
     )
     timer.summary(

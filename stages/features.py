@@ -3,7 +3,7 @@
 Reads:  data/prepared/{train,validation,test}_x.npy, labels.json
 Writes: data/features/{train,validation,test}_x.npy  float32 (clips, frames, bins),
         memory-mappable; labels stay in data/prepared/*_y.npy
-        data/features/info.json  feature type, shape, sample rate
+        data/features/info.json  features config, shape, prepared and input sample rates
 Params: features
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from audioclf.atomic import atomic_dir
 from audioclf.config import load_params, section, to_dict
-from audioclf.features import output_shape, parse_features, write_npy
+from audioclf.features import input_rate, output_shape, parse_features, write_npy
 from audioclf.report import StageTimer
 from audioclf.splits import SPLITS
 
@@ -37,7 +37,13 @@ def main() -> None:
             waves = np.load(PREPARED / f"{split}_x.npy", mmap_mode="r")
             write_npy(tmp / f"{split}_x.npy", waves, cfg, rate, f"features: {split}")
             total += len(waves)
-        meta = {**to_dict(cfg), "shape": list(shape), "sample_rate": rate}
+        meta = {
+            "features": to_dict(cfg),
+            "shape": list(shape),  # (frames, bins) per clip
+            "prepared_rate": rate,  # Hz of data/prepared
+            "prepared_samples": info["clip_samples"],
+            "input_rate": input_rate(cfg, rate),  # Hz of the waves the transform sees
+        }
         (tmp / "info.json").write_text(json.dumps(meta, indent=2) + "\n")
     timer.summary(
         f"{total} clips from {PREPARED}",

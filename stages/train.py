@@ -3,7 +3,10 @@
 Reads:  data/features/{train,validation}_x.npy, data/features/info.json,
         data/prepared/{train,validation}_y.npy, data/prepared/labels.json,
         data/augmented/train_{x,y}.npy (added to the clean set)
-Writes: data/model/model.keras   the best epoch (lowest validation loss), normalisation included
+Writes: data/model/model.keras   the best epoch (lowest validation loss), normalisation included;
+                                 takes cached features
+        data/model/inference.keras, inference.json   the same model taking the raw waveform
+                                 (features computed inside; see audioclf.export)
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
 Params: model, train
@@ -20,7 +23,7 @@ import numpy as np
 
 from audioclf.atomic import atomic_dir
 from audioclf.config import load_params, parse, section
-from audioclf.models import get_builder, parse_model
+from audioclf.models import check_input, get_builder, parse_model
 from audioclf.report import StageTimer
 from audioclf.tf import tensorflow
 from audioclf.training import TrainConfig, fit, make_deterministic, with_normalization
@@ -37,12 +40,16 @@ def main() -> None:
     model_cfg = parse_model(section(params, "model"))
     cfg = parse(TrainConfig, section(params, "train"), "train")
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
-    shape = tuple(json.loads((FEATURES / "info.json").read_text())["shape"])  # (frames, bins)
+    info = json.loads((FEATURES / "info.json").read_text())
+    check_input(model_cfg, info["features"]["type"])
+    shape = tuple(info["shape"])  # (frames, bins)
 
     # Build first: a hyperparameter the builder refuses fails before any data is loaded.
     make_deterministic(cfg.seed)
     tensorflow()  # quiet, then Keras on its TensorFlow backend
     import keras
+
+    from audioclf import export
 
     body = get_builder(model_cfg.name)(shape, len(classes), **model_cfg.hparams)
 
@@ -96,6 +103,10 @@ def main() -> None:
             "seconds_per_epoch": round(float(np.mean(epoch_times)), 3),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        wave_model = export.build(
+            model, info["features"], info["prepared_rate"], info["prepared_samples"]
+        )
+        export.save(wave_model, tmp, classes, model_cfg.name)
     timer.summary(
         f"{len(x_train)} training + {len(x_val)} validation feature clips",
         f"{OUT}/model.keras (best epoch {best + 1} of {epochs}, "

@@ -14,7 +14,7 @@ from audioclf.augment import AugmentConfig
 from audioclf.config import ConfigError, parse, section
 from audioclf.evaluation import EvaluateConfig
 from audioclf.features import parse_features
-from audioclf.models import available, parse_model
+from audioclf.models import available, check_input, parse_model
 from audioclf.synth import SyntheticConfig
 from audioclf.training import TrainConfig
 from stages.prepare import PrepareConfig
@@ -37,7 +37,7 @@ def validate(params: dict) -> None:
     parse(PrepareConfig, section(params, "data.prepare"), "data.prepare")
     parse_features(section(params, "features"))
     parse(AugmentConfig, section(params, "augment"), "augment")
-    parse_model(section(params, "model"))
+    check_input(parse_model(section(params, "model")), section(params, "features.type"), CONF)
     parse(TrainConfig, section(params, "train"), "train")
     parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
 
@@ -48,7 +48,47 @@ def options() -> list[str]:
 
 @pytest.mark.parametrize("override", options())
 def test_every_option_composes_and_validates(override: str) -> None:
-    validate(composed([override]))
+    overrides = [override]
+    if override.startswith("features=") and composed(overrides)["features"]["type"] == "wave":
+        overrides.append("model=wave_cnn1d")  # the default model takes a spectrogram
+    validate(composed(overrides))
+
+
+@pytest.mark.parametrize(
+    ("model", "features"),
+    [("wave_cnn1d", "wave8k"), ("light_cnn", "logspec8k"), ("spec_cnn2d", "logmel")],
+)
+def test_choosing_a_model_chooses_its_features(model: str, features: str) -> None:
+    params = composed([f"model={model}"])
+    assert params["features"] == composed([f"features={features}"])["features"]
+    assert params["model"]["name"] == model
+
+
+def test_an_explicit_features_choice_wins_over_the_models() -> None:
+    assert composed(["model=crnn", "features=mfcc"])["features"]["type"] == "mfcc"
+    assert composed(["features=mfcc", "model=crnn"])["features"]["type"] == "mfcc"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model=wave_cnn1d", "features=logmel"],
+            r"features.type: model 'wave_cnn1d' takes a raw waveform but features.type is "
+            r"'logmel'. Pick `-S features=wave8k`",
+        ),
+        (
+            ["model=spec_cnn2d", "features=wave8k"],
+            r"model 'spec_cnn2d' takes a spectrogram but features.type is 'wave'. Pick "
+            r"`-S features=logmel` or `-S features=logspec` or `-S features=logspec8k`",
+        ),
+    ],
+)
+def test_a_model_given_the_wrong_input_says_which_features_to_pick(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(composed(overrides))
 
 
 def test_committed_params_yaml_is_the_default_composition() -> None:
@@ -59,7 +99,9 @@ def test_committed_params_yaml_is_the_default_composition() -> None:
 
 
 def test_every_model_module_has_a_yaml() -> None:
-    names = {yaml.safe_load(p.read_text())["name"] for p in (CONF / "model").glob("*.yaml")}
+    names = {
+        yaml.safe_load(p.read_text())["model"]["name"] for p in (CONF / "model").glob("*.yaml")
+    }
     assert names == set(available())
 
 
@@ -68,13 +110,16 @@ def test_every_model_module_has_a_yaml() -> None:
     [
         (
             "model.name=resnet9000",
-            r"model.name: unknown model 'resnet9000'. Available models: cnn2d",
+            r"model.name: unknown model 'resnet9000'. Available models: bc_resnet, crnn",
         ),
         (
             "+model.depth=3",
-            r"model.depth: unknown hyperparameter for model 'cnn2d'. Allowed: filters",
+            r"model.depth: unknown hyperparameter for model 'spec_cnn2d'. Allowed: filters",
         ),
-        ("features.type=mel", r"features.type: unknown feature type 'mel'. Allowed: stft, logspec"),
+        (
+            "features.type=mel",
+            r"features.type: unknown feature type 'mel'. Allowed: wave, stft, logspec",
+        ),
         (
             "train.optimizer=adagrad",
             r"train.optimizer: unknown value 'adagrad'. Allowed: adam, adamw",

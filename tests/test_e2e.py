@@ -102,7 +102,7 @@ def test_exp_run_tracks_the_run_in_mlflow(repo: Path) -> None:
     (run,) = mlflow_runs(repo)
     assert run.data.tags["dvc_exp_name"] == "tiny"
     assert run.data.tags["git_commit"] == sh(repo, "git", "rev-parse", "HEAD").strip()
-    assert run.data.params["model.name"] == "cnn2d"
+    assert run.data.params["model.name"] == "spec_cnn2d"
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["data.download.speakers"] == "16"
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])

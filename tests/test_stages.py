@@ -109,7 +109,7 @@ def add_bad_files(raw: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
-    """Run prepare -> features -> augment -> train -> evaluate once on the tiny dataset."""
+    """Run prepare -> features -> augment -> train -> evaluate -> compare on the tiny dataset."""
     work = tmp_path_factory.mktemp("stages")
     raw = make_raw(work / "data" / "raw", speakers=30)
     bad = add_bad_files(raw)
@@ -119,7 +119,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     try:
         records = {
-            s: run_stage(s, work) for s in ("prepare", "features", "augment", "train", "evaluate")
+            s: run_stage(s, work)
+            for s in ("prepare", "features", "augment", "train", "evaluate", "compare")
         }
         yield work, {"records": records, "bad": bad}
     finally:
@@ -196,6 +197,29 @@ def test_train_and_evaluate_outputs(pipeline) -> None:
     with (work / "reports/predictions.csv").open() as f:
         preds = list(csv.DictReader(f))
     assert len(preds) == len(np.load(work / "data/prepared/test_y.npy"))
+    # The exported raw-wave model computes the same features inside: same predictions.
+    assert metrics["export_agreement"] == 1.0
+
+
+def test_compare_tables_the_run_and_shows_it_in_mlflow(pipeline) -> None:
+    work, _ = pipeline
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    with (work / "reports/comparison.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["model"], row["features"]) == ("spec_cnn2d", "logmel")
+    assert row["augment"] == "noise_shift"
+    assert float(row["test_acc"]) == metrics["test_accuracy"]
+    assert int(float(row["trainable_params"])) == metrics["trainable_params"]
+    md = (work / "reports/comparison.md").read_text()
+    assert f"| {metrics['test_accuracy']:.4f} |" in md and "| spec_cnn2d |" in md
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("audioclf")
+    assert experiment.tags["mlflow.note.content"] == md
 
 
 def test_download_writes_the_speech_commands_layout(tmp_path: Path, monkeypatch) -> None:
@@ -225,14 +249,16 @@ def test_download_writes_the_speech_commands_layout(tmp_path: Path, monkeypatch)
     assert not {p for p in record["read"] if p.startswith("data/") and "/.tmp-" not in p}
 
 
-@pytest.mark.parametrize("stage", ["prepare", "features", "augment", "train", "evaluate"])
+@pytest.mark.parametrize(
+    "stage", ["prepare", "features", "augment", "train", "evaluate", "compare"]
+)
 def test_dvc_yaml_data_deps_and_outs_match_what_the_stage_touched(pipeline, stage) -> None:
     _, info = pipeline
     record = info["records"][stage]
     spec = DVC[stage]
     data_deps = [d for d in spec["deps"] if d.startswith("data/")]
-    outs = list(spec.get("outs", []))
-    for group in ("metrics", "plots"):
+    outs = []
+    for group in ("outs", "metrics", "plots"):
         outs += [next(iter(o)) if isinstance(o, dict) else o for o in spec.get(group, [])]
 
     def under(path: str, roots: list[str]) -> bool:
@@ -266,3 +292,29 @@ def test_augment_none_writes_empty_arrays_of_the_right_shape(pipeline, tmp_path,
     y = np.load(tmp_path / "data/augmented/train_y.npy")
     assert x.shape == (0, 98, 40) and x.dtype == np.float32
     assert y.shape == (0,) and y.dtype == np.int32
+
+
+@pytest.mark.parametrize("model", __import__("audioclf.models").models.available())
+def test_every_model_trains_on_its_own_features_and_exports_a_raw_wave_model(
+    pipeline, tmp_path, monkeypatch, model
+) -> None:
+    """Each model's yaml picks its features; training and the raw-wave export agree."""
+    work, _ = pipeline
+    shutil.copytree(work / "data/prepared", tmp_path / "data/prepared")
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    chosen = composed([f"model={model}"])
+    params |= {"model": chosen["model"], "features": chosen["features"]}
+    params["train"] |= {"epochs": 1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("features", "augment", "train", "evaluate"):
+        run_stage(stage, tmp_path)
+    info = json.loads((tmp_path / "data/features/info.json").read_text())
+    meta = json.loads((tmp_path / "data/model/inference.json").read_text())
+    assert meta["model"] == model and meta["sample_rate"] == info["input_rate"]
+    assert meta["clip_samples"] == info["input_rate"]  # 1 s clips
+    x = np.load(tmp_path / "data/features/test_x.npy", mmap_mode="r")
+    assert x.shape[1:] == tuple(info["shape"]) and x.dtype == np.float32
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert metrics["export_agreement"] == 1.0
+    assert metrics["epochs_run"] == 1 and metrics["trainable_params"] > 0

@@ -260,11 +260,11 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path: Path) -> None:
 
 
 def test_model_builder_refuses_bad_hyperparameters_by_name() -> None:
-    from audioclf.models import cnn2d
+    from audioclf.models import spec_cnn2d
 
     with pytest.raises(ConfigError, match=r"model.dropout: must be in \[0, 1\), got 1.5"):
-        cnn2d.build((98, 40), 12, dropout=1.5)
+        spec_cnn2d.build((98, 40), 12, dropout=1.5)
     with pytest.raises(ConfigError, match=r"model.filters: list at least one"):
-        cnn2d.build((98, 40), 12, filters=())
-    model = cnn2d.build((98, 40), 12, filters=(4, 8))
+        spec_cnn2d.build((98, 40), 12, filters=())
+    model = spec_cnn2d.build((98, 40), 12, filters=(4, 8))
     assert model.output_shape == (None, 12)

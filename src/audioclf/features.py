@@ -1,9 +1,12 @@
-"""Spectrogram features: log-mel (default), STFT magnitude, log-spectrogram and MFCC.
+"""Model inputs: log-mel (default), STFT magnitude, log-spectrogram, MFCC, or the raw wave.
 
 One implementation, in TensorFlow's signal ops, serves the feature cache (the ``features`` and
-``augment`` stages) and any model that computes features itself, so both see exactly the same
-numbers. Input: float32 waveforms (clips, samples) in [-1, 1]. Output: float32
-(clips, frames, bins) with ``frames = 1 + (samples - frame_length) // frame_step``.
+``augment`` stages) and the exported model that computes features itself
+(``audioclf.export``), so both see exactly the same numbers. Input: float32 waveforms
+(clips, samples) in [-1, 1], first resampled to ``sample_rate`` when the config sets one (a
+model may want 8 kHz audio while the dataset is prepared at 16 kHz). Output: float32
+(clips, frames, bins) with ``frames = 1 + (samples - frame_length) // frame_step``; the raw
+wave is (clips, samples, 1).
 
 TensorFlow is imported inside the functions that need it (``import tensorflow`` costs ~10 s).
 """
@@ -16,14 +19,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import soxr
 from tqdm import tqdm
 
+from audioclf.clips import fit_length
 from audioclf.config import ConfigError, check, parse
 from audioclf.tf import tensorflow
 
 
 @dataclass(frozen=True)
-class StftConfig:
+class WaveConfig:
+    """The waveform itself, for models that learn their own front end."""
+
+    type: Literal["wave"] = "wave"
+    sample_rate: int | None = None  # Hz the clips are resampled to; null = the prepared rate
+
+    def __post_init__(self) -> None:
+        check(
+            self.sample_rate is None or self.sample_rate >= 1000,
+            "sample_rate",
+            f"must be null (keep the prepared rate) or >= 1000 Hz, got {self.sample_rate}",
+        )
+
+
+@dataclass(frozen=True)
+class StftConfig(WaveConfig):
     """Magnitude of the short-time Fourier transform, |X|, Hann window."""
 
     type: Literal["stft"] = "stft"
@@ -32,6 +52,7 @@ class StftConfig:
     n_fft: int | None = None  # FFT size; null = next power of two >= window
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.window_ms > 0, "window_ms", f"must be > 0 ms, got {self.window_ms}")
         check(self.hop_ms > 0, "hop_ms", f"must be > 0 ms, got {self.hop_ms}")
         check(self.n_fft is None or self.n_fft >= 2, "n_fft", "must be null or >= 2")
@@ -84,8 +105,9 @@ class MfccConfig(LogMelConfig):
         )
 
 
-FeaturesConfig = StftConfig | LogSpecConfig | LogMelConfig | MfccConfig
+FeaturesConfig = WaveConfig | StftConfig | LogSpecConfig | LogMelConfig | MfccConfig
 _SCHEMAS: dict[str, type] = {
+    "wave": WaveConfig,
     "stft": StftConfig,
     "logspec": LogSpecConfig,
     "logmel": LogMelConfig,
@@ -129,8 +151,35 @@ def framing(cfg: FeaturesConfig, sample_rate: int) -> Framing:
     return Framing(frame_length, frame_step, fft_length)
 
 
-def output_shape(cfg: FeaturesConfig, sample_rate: int, n_samples: int) -> tuple[int, int]:
-    """(frames, bins) of one clip's features."""
+def input_rate(cfg: FeaturesConfig, prepared_rate: int) -> int:
+    """Sample rate (Hz) of the waves the transform sees."""
+    return cfg.sample_rate or prepared_rate
+
+
+def input_samples(cfg: FeaturesConfig, prepared_rate: int, n_samples: int) -> int:
+    """Length of a prepared clip of ``n_samples`` after resampling to the features' rate."""
+    return int(round(n_samples * input_rate(cfg, prepared_rate) / prepared_rate))
+
+
+def resample_clips(waves: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """(clips, samples) at ``rate_in`` -> float32 (clips, samples') at ``rate_out``.
+
+    libsoxr 'HQ', all clips in one call (as channels); each clip is then cut or padded to
+    exactly round(samples * rate_out / rate_in). A no-op when the rates match.
+    """
+    if rate_in == rate_out:
+        return np.asarray(waves, dtype=np.float32)
+    n_out = int(round(waves.shape[1] * rate_out / rate_in))
+    out = soxr.resample(np.ascontiguousarray(waves.T), rate_in, rate_out, quality="HQ")
+    return np.stack([fit_length(c, n_out) for c in out.T.astype(np.float32)])
+
+
+def output_shape(cfg: FeaturesConfig, prepared_rate: int, n_samples: int) -> tuple[int, int]:
+    """(frames, bins) of one prepared clip's features: (samples, 1) for the raw wave."""
+    sample_rate = input_rate(cfg, prepared_rate)
+    n_samples = input_samples(cfg, prepared_rate, n_samples)
+    if isinstance(cfg, WaveConfig) and not isinstance(cfg, StftConfig):
+        return n_samples, 1
     f = framing(cfg, sample_rate)
     if n_samples < f.frame_length:
         raise ConfigError(
@@ -150,10 +199,13 @@ def output_shape(cfg: FeaturesConfig, sample_rate: int, n_samples: int) -> tuple
 def make_transform(cfg: FeaturesConfig, sample_rate: int):  # -> Callable[[tf.Tensor], tf.Tensor]
     """A TensorFlow function (clips, samples) float32 -> (clips, frames, bins) float32.
 
-    Usable eagerly, inside ``tf.function`` or inside a Keras layer.
+    ``sample_rate`` is the rate of its input, ``input_rate(cfg, ...)``: resampling happens
+    before. Usable eagerly, inside ``tf.function`` or inside a Keras layer.
     """
     tf = tensorflow()
 
+    if not isinstance(cfg, StftConfig):  # the raw wave
+        return lambda waves: tf.expand_dims(waves, -1)
     f = framing(cfg, sample_rate)
     mel_matrix = None
     if isinstance(cfg, LogMelConfig):
@@ -196,18 +248,20 @@ def make_transform(cfg: FeaturesConfig, sample_rate: int):  # -> Callable[[tf.Te
 def compute(
     waves: np.ndarray, cfg: FeaturesConfig, sample_rate: int, batch_size: int = 256
 ) -> Iterator[np.ndarray]:
-    """Yield features for ``waves`` (clips, samples) in batches of ``batch_size`` clips.
+    """Yield features for ``waves`` (clips, samples) at ``sample_rate`` in batches of
+    ``batch_size`` clips, resampled first if the config asks for another rate.
 
     Batches keep memory bounded: ``waves`` may be a memory-mapped array of any length.
     """
     tf = tensorflow()
 
+    rate = input_rate(cfg, sample_rate)
     transform = tf.function(
-        make_transform(cfg, sample_rate),
-        input_signature=[tf.TensorSpec([None, waves.shape[1]], tf.float32)],
+        make_transform(cfg, rate),
+        input_signature=[tf.TensorSpec([None, input_samples(cfg, sample_rate, waves.shape[1])])],
     )
     for start in range(0, len(waves), batch_size):
-        batch = np.ascontiguousarray(waves[start : start + batch_size], dtype=np.float32)
+        batch = resample_clips(waves[start : start + batch_size], sample_rate, rate)
         yield transform(tf.constant(batch)).numpy()
 
 

@@ -130,5 +130,34 @@ def log_pipeline_run(
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for path in artifacts:
             mlflow.log_artifact(str(path))
-        mlflow.log_artifact(str(model_path), artifact_path="model")
+        if model_path.is_dir():  # the whole model folder: both models, history, summary
+            mlflow.log_artifacts(str(model_path), artifact_path="model")
+        else:
+            mlflow.log_artifact(str(model_path), artifact_path="model")
         return run.info.run_id
+
+
+def finished_runs(experiment: str):  # -> pandas.DataFrame
+    """Every finished run of ``experiment`` (``mlflow.search_runs`` columns); empty if none."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri())
+    if mlflow.get_experiment_by_name(experiment) is None:
+        return pd.DataFrame()
+    return mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string="attributes.status = 'FINISHED'",
+        max_results=50000,
+    )
+
+
+def set_description(experiment: str, markdown: str) -> None:
+    """Show ``markdown`` as the experiment's description in the MLflow UI."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    with store_lock():
+        mlflow.MlflowClient().set_experiment_tag(
+            get_experiment_id(experiment), "mlflow.note.content", markdown
+        )

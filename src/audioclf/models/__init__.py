@@ -1,8 +1,13 @@
 """Model builders, one family per module: ``build(input_shape, num_classes, **hparams)``.
 
-A model is chosen by ``conf/model/<name>.yaml`` whose ``name`` is a module here. Adding a
-model is one file here plus one yaml; nothing else is edited. The yaml's other keys are the
-builder's keyword arguments, checked against its signature before any work.
+A model is chosen by ``conf/model/<name>.yaml`` whose ``model.name`` is a module here. Adding a
+model is one file here plus one yaml; nothing else is edited. The yaml's other ``model`` keys
+are the builder's keyword arguments, checked against its signature before any work.
+
+Each module declares ``INPUT``, the kind of input its builder is written for: ``"wave"``
+(``input_shape`` = (samples, 1)) or ``"spectrogram"`` ((frames, bins)). Its yaml picks the
+matching features option (``override /features: ...`` in its defaults list), so choosing a
+model chooses its input and models with the same features share one cached feature set.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import pkgutil
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from audioclf.config import ConfigError, convert
 
@@ -23,9 +31,13 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
+INPUTS = ("wave", "spectrogram")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
+    input: str  # "wave" or "spectrogram", from the module's INPUT
     hparams: dict[str, Any]
 
 
@@ -36,6 +48,35 @@ def get_builder(name: str) -> Callable[..., Any]:
             "(pick one with `dvc exp run -S model=<name>`)"
         )
     return importlib.import_module(f"{__name__}.{name}").build
+
+
+def input_kind(name: str) -> str:
+    kind = getattr(importlib.import_module(f"{__name__}.{name}"), "INPUT", None)
+    if kind not in INPUTS:
+        raise ConfigError(f"model {name!r}: its module must set INPUT to one of {INPUTS}")
+    return kind
+
+
+def check_input(model: ModelConfig, features_type: str, conf: Path = Path("conf")) -> None:
+    """Refuse features the model is not written for, naming the options that fit.
+
+    The options are read from ``conf/features/*.yaml``, only when the check fails.
+    """
+    kind = "wave" if features_type == "wave" else "spectrogram"
+    if kind == model.input:
+        return
+    fitting = []
+    for path in sorted((conf / "features").glob("*.yaml")):
+        option_type = (yaml.safe_load(path.read_text()) or {}).get("type")
+        if (option_type == "wave") == (model.input == "wave"):
+            fitting.append(path.stem)
+    what = "a raw waveform" if model.input == "wave" else "a spectrogram"
+    picks = " or ".join(f"`-S features={o}`" for o in fitting) or "a matching features option"
+    raise ConfigError(
+        f"features.type: model {model.name!r} takes {what} but features.type is "
+        f"{features_type!r}. Pick {picks} (or drop the features override: each model's "
+        "yaml selects its own features)"
+    )
 
 
 def parse_model(data: Any, key: str = "model") -> ModelConfig:
@@ -57,4 +98,4 @@ def parse_model(data: Any, key: str = "model") -> ModelConfig:
                 f"Allowed: {', '.join(allowed)}"
             )
         hparams[k] = convert(hints.get(k, Any), v, f"{key}.{k}")
-    return ModelConfig(name, hparams)
+    return ModelConfig(name, input_kind(name), hparams)

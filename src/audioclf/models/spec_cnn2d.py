@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from audioclf.config import ConfigError
 
+INPUT = "spectrogram"  # (frames, bins)
+
 
 def build(
     input_shape: tuple[int, ...],
@@ -45,4 +47,4 @@ def build(
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg)(x)
-    return keras.Model(inputs, outputs, name="cnn2d")
+    return keras.Model(inputs, outputs, name="spec_cnn2d")

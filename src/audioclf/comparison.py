@@ -1,0 +1,69 @@
+"""The comparison table: one row per finished MLflow run, best test accuracy first.
+
+Input is what ``mlflow.search_runs`` returns (a pandas DataFrame with ``params.*``,
+``metrics.*`` and ``tags.*`` columns). Corrupted-test accuracies (``test/acc_*`` metrics) get a
+column each when any run has them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# (column, source column in search_runs, format)
+COLUMNS = (
+    ("run", "tags.mlflow.runName", "{}"),
+    ("model", "params.model.name", "{}"),
+    ("features", None, "{}"),
+    ("augment", "params.augment.name", "{}"),
+    ("trainable_params", "metrics.trainable_params", "{:,.0f}"),
+    ("train_s", "metrics.train_seconds", "{:.0f}"),
+    ("s_per_epoch", "metrics.seconds_per_epoch", "{:.1f}"),
+    ("epochs", "metrics.epochs_run", "{:.0f}"),
+    ("best_val_acc", "metrics.best_val_accuracy", "{:.4f}"),
+    ("test_acc", "metrics.test_accuracy", "{:.4f}"),
+)
+
+
+def features_label(type_: object, rate: object) -> str:
+    """ "logmel", or "logspec 8k" when the features resample."""
+    if rate in (None, "None", "", "null") or pd.isna(rate):
+        return str(type_)
+    return f"{type_} {float(rate) / 1000:g}k"
+
+
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, ``test_acc`` descending (ties: newer first)."""
+    if runs.empty:
+        return pd.DataFrame(columns=[c for c, _, _ in COLUMNS])
+    runs = runs.sort_values("start_time", ascending=False)
+    out = pd.DataFrame(index=runs.index)
+    for name, source, _ in COLUMNS:
+        if name == "features":
+            rates = runs.get("params.features.sample_rate", pd.Series(None, index=runs.index))
+            out[name] = [features_label(t, r) for t, r in zip(runs["params.features.type"], rates)]
+        else:
+            out[name] = runs.get(source)
+    corrupted = sorted(c for c in runs if c.startswith("metrics.test/acc_"))
+    for c in corrupted:
+        out[c.removeprefix("metrics.test/")] = runs[c]
+    out["run_id"] = runs["run_id"]
+    return out.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of ``table``'s output (run ids left out)."""
+    formats = {name: fmt for name, _, fmt in COLUMNS}
+    cols = [c for c in df.columns if c != "run_id"]
+
+    def cell(col: str, value: object) -> str:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return ""
+        return formats.get(col, "{:.4f}").format(value).replace("|", "\\|")
+
+    numeric = {c for c in cols if c not in ("run", "model", "features", "augment")}
+    lines = [
+        "| " + " | ".join(cols) + " |",
+        "|" + "|".join("---:" if c in numeric else "---" for c in cols) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(c, row[c]) for c in cols) + " |" for _, row in df.iterrows()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,85 @@
+"""End to end: runs logged by `log_pipeline_run` show up in the real MLflow UI.
+
+A real SQLite store in a temp dir gets two runs through the pipeline's own tracking code and
+an experiment description like the one `compare` writes; `mlflow ui` serves it and headless
+Chromium looks at the runs page. Skips without Chromium unless AUDIOCLF_REQUIRE_BROWSER=1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from audioclf.tracking import log_pipeline_run
+from tests.mlflow_ui import browser_available, serve, show_experiment
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENT = "audioclf"
+# run name -> (test_accuracy, per-epoch val_accuracy); the runs table shows values unrounded.
+RUNS = {
+    "cnn-mfcc": (0.8917, [0.71, 0.86]),
+    "mlp-logmel": (0.8458, [0.65, 0.80]),
+}
+# Like the table `compare` writes; its values are spelled unlike the runs table's, so that
+# each assertion below can only be met by the part of the page it is about.
+NOTE = (
+    "| model | features | test accuracy |\n"
+    "|---|---|---|\n"
+    "| cnn | MFCC (40 coeffs) | 89.17 % |\n"
+    "| mlp | log-mel (64 bands) | 84.58 % |\n"
+)
+
+
+@pytest.fixture
+def need_browser() -> None:
+    if browser_available():
+        return
+    reason = "no headless browser: needs /usr/bin/chromium and the playwright package"
+    if os.environ.get("AUDIOCLF_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (AUDIOCLF_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)
+
+
+def test_runs_and_accuracy_in_mlflow_ui(
+    need_browser: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    report = tmp_path / "report.txt"
+    report.write_text("per-class accuracy\n")
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not a real model")
+
+    for name, (accuracy, val_accuracy) in RUNS.items():
+        log_pipeline_run(
+            EXPERIMENT,
+            params={"model.name": name.split("-")[0], "features.kind": name.split("-")[1]},
+            history={"val_accuracy": val_accuracy, "loss": [1.2, 0.6]},
+            metrics={"test_accuracy": accuracy, "test_loss": 0.35},
+            artifacts=[report],
+            model_path=model,
+            tags={"dvc_exp_name": name, "git_commit": "0" * 40},
+        )
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    client.set_experiment_tag(experiment_id, "mlflow.note.content", NOTE)
+
+    screenshot = tmp_path / "mlflow-ui.png"
+    with serve(tmp_path) as base_url:
+        text = show_experiment(base_url, EXPERIMENT, screenshot)
+
+    for name, (accuracy, _) in RUNS.items():
+        assert name in text, f"run {name} not on the runs page:\n{text}"
+        assert str(accuracy) in text, f"test_accuracy {accuracy} not on the runs page:\n{text}"
+    assert "test_accuracy" in text  # the column header
+    for cell in ("MFCC (40 coeffs)", "84.58 %"):
+        assert cell in text, f"description cell {cell!r} not on the runs page:\n{text}"
+    png = screenshot.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
