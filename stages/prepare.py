@@ -23,7 +23,7 @@ import numpy as np
 
 from audioclf.atomic import atomic_dir
 from audioclf.audio_io import AudioError
-from audioclf.clips import Loaded, load_audio, load_clip
+from audioclf.clips import Loaded, load_audio, try_load_clip
 from audioclf.config import ConfigError, check, load_params, parse, section
 from audioclf.parallel import ordered_map
 from audioclf.report import StageTimer
@@ -149,14 +149,6 @@ def record(report: list, path: str, result: Loaded | AudioError) -> bool:
     return True
 
 
-def _load(args: tuple[str, int, int]):
-    path, rate, n = args
-    try:
-        return load_clip(RAW / path, rate, n)
-    except AudioError as err:
-        return err
-
-
 def main() -> None:
     timer = StageTimer("prepare")
     cfg = parse(PrepareConfig, section(load_params(), "data.prepare"), "data.prepare")
@@ -168,8 +160,8 @@ def main() -> None:
     kept: dict[str, list[Row]] = {s: [] for s in SPLITS}
 
     def load(todo: list[Row], desc: str) -> None:
-        jobs = [(r.path, cfg.sample_rate, n) for r in todo]
-        for row, result in zip(todo, ordered_map(_load, jobs, desc=desc)):
+        jobs = [(RAW / r.path, cfg.sample_rate, n) for r in todo]
+        for row, result in zip(todo, ordered_map(try_load_clip, jobs, desc=desc)):
             if record(report, row.path, result):
                 waves[row.split].append(result.wave)
                 kept[row.split].append(row)

@@ -3,20 +3,22 @@
 The repository is a copy of this project's tracked files. The pipeline runs on a tiny
 config (set with `-S`, as a user would), MLflow writes to the temporary repository's own
 SQLite store (the default: `<DVC_ROOT>/mlflow.db`), and the tests assert on metrics.json, on
-what DVC re-ran, and on the logged MLflow runs.
+what DVC re-ran, on the logged MLflow runs, on the comparison table, on the `audioclf predict`
+command and on what the real MLflow UI shows in headless Chromium.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -29,10 +31,10 @@ TINY = [
     "data.download.babble_bank_seconds=6.0",
     "data.prepare.validation_percentage=20.0",
     "data.prepare.testing_percentage=20.0",
-    "model.filters=[8,16]",
     "train.epochs=2",
 ]
-STAGES = ("download", "prepare", "features", "augment", "train", "evaluate")
+SMALL_CNN = "model.filters=[8,16]"  # spec_cnn2d (the default model) at a tiny size
+STAGES = ("download", "prepare", "features", "augment", "train", "evaluate", "compare")
 
 
 def sh(repo: Path, *args: str, timeout: float = 600) -> str:
@@ -93,7 +95,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_exp_run_tracks_the_run_in_mlflow(repo: Path) -> None:
-    out = sh(repo, "dvc", "exp", "run", "-n", "tiny", *[a for o in TINY for a in ("-S", o)])
+    args = [a for o in [*TINY, SMALL_CNN] for a in ("-S", o)]
+    out = sh(repo, "dvc", "exp", "run", "-n", "tiny", *args)
     assert ran(out) == list(STAGES)
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
@@ -113,7 +116,47 @@ def test_exp_run_tracks_the_run_in_mlflow(repo: Path) -> None:
     assert [m.step for m in history] == list(range(1, metrics["epochs_run"] + 1))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion.png", "curves.png", "metrics.json", "model"} <= artifacts
+    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/model.keras", "model/inference.keras", "model/inference.json"} <= model_files
     assert (repo / "mlartifacts").is_dir()  # artifacts beside the store, not in a temp copy
+    assert metrics["export_agreement"] == 1.0
+
+
+def test_predict_cli_on_the_test_wavs_matches_the_evaluate_stage(repo: Path, tmp_path) -> None:
+    """`audioclf predict` on the test split's original WAV files (raw waveform in, features
+    computed inside the exported model) gives the evaluate stage's predicted labels."""
+    with (repo / "data/prepared/manifest.csv").open() as f:
+        test = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    with (repo / "reports/predictions.csv").open() as f:
+        predicted = [r["predicted"] for r in csv.DictReader(f)]
+    folder = tmp_path / "test_wavs"
+    expected = {}
+    for r in test:
+        if r["path"]:  # silence clips are cut from noise recordings, not files
+            dest = folder / r["path"]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(repo / "data/raw" / r["path"], dest)
+            expected[r["path"]] = predicted[int(r["index"])]
+    (folder / "broken.wav").write_bytes(b"RIFF")
+    submission = tmp_path / "submission.csv"
+    out = subprocess.run(
+        [sys.executable, "-m", "audioclf.cli", "predict", str(folder), "--top-k", "2",
+         "--model", str(repo / "data/model"), "--submission", str(submission)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr  # one unreadable file: reported, skipped
+    assert "skipped" in out.stderr and "broken.wav" in out.stderr
+    lines = dict(line.split("\t") for line in out.stdout.splitlines())
+    assert set(lines) == set(expected)
+    top1 = {name: shown.split()[0] for name, shown in lines.items()}
+    assert top1 == expected
+    assert all(len(shown.split()) == 4 for shown in lines.values())  # 2 x (label, prob)
+    with submission.open() as f:
+        rows = list(csv.DictReader(f))
+    kaggle = {"_unknown_": "unknown", "_silence_": "silence"}
+    assert {r["fname"]: r["label"] for r in rows} == {
+        k: kaggle.get(v, v) for k, v in expected.items()
+    }
 
 
 def test_nothing_changed_nothing_reruns_and_results_are_reproducible(repo: Path) -> None:
@@ -135,28 +178,19 @@ def test_nothing_changed_nothing_reruns_and_results_are_reproducible(repo: Path)
 
 
 def test_model_hparam_change_reruns_only_train_and_evaluate(repo: Path) -> None:
-    args = [a for o in [*TINY, "model.dropout=0.1"] for a in ("-S", o)]
+    args = [a for o in [*TINY, SMALL_CNN, "model.dropout=0.1"] for a in ("-S", o)]
     out = sh(repo, "dvc", "exp", "run", "-n", "dropout", *args)
-    assert ran(out) == ["train", "evaluate"]
+    assert ran(out) == ["train", "evaluate", "compare"]
 
 
-def test_queued_sweep_logs_every_run_to_the_root_store(repo: Path) -> None:
-    # Values unlike the earlier runs': a repeat of identical params would be restored from
-    # DVC's run cache without running (and without a new MLflow run).
+def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The README's sweep: one queued experiment per model, two at a time, then the table."""
     n_runs = len(mlflow_runs(repo))
-    default = yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"]
-    rates = {str(default / 2), str(default * 2)}
+    models = ["crnn", "spec_cnn1d"]  # fast ones, each with its own features choice
     args = [a for o in TINY for a in ("-S", o)]
-    sh(
-        repo,
-        "dvc",
-        "exp",
-        "run",
-        "--queue",
-        *args,
-        "-S",
-        f"train.learning_rate={','.join(sorted(rates))}",
-    )
+    sh(repo, "dvc", "exp", "run", "--queue", *args, "-S", f"model={','.join(models)}")
     sh(repo, "dvc", "queue", "start", "-j", "2")
     deadline = time.time() + 480
     while time.time() < deadline:
@@ -169,8 +203,45 @@ def test_queued_sweep_logs_every_run_to_the_root_store(repo: Path) -> None:
     assert status.count("Success") == 2, status
     runs = mlflow_runs(repo)  # newest first
     assert len(runs) == n_runs + 2
-    runs = runs[:2]
-    assert {r.data.params["train.learning_rate"] for r in runs} == rates
-    names = {r.data.tags["dvc_exp_name"] for r in runs}
+    sweep = runs[:2]
+    assert sorted(r.data.params["model.name"] for r in sweep) == models
+    names = {r.data.tags["dvc_exp_name"] for r in sweep}
     listed = sh(repo, "dvc", "exp", "list", "--name-only")
     assert all(n and n in listed for n in names), (names, listed)
+
+    # The comparison, refreshed after the sweep, has every finished run, best first.
+    out = sh(repo, "dvc", "repro", "--force", "--single-item", "compare")
+    assert ran(out) == ["compare"]
+    with (repo / "reports/comparison.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert sorted(r["run_id"] for r in table) == sorted(r.info.run_id for r in runs)
+    accuracies = [float(r["test_acc"]) for r in table]
+    assert accuracies == sorted(accuracies, reverse=True)
+    by_run = {r["run_id"]: r for r in table}
+    for run in sweep:
+        row = by_run[run.info.run_id]
+        assert row["model"] == run.data.params["model.name"]
+        assert row["run"] == run.data.tags["dvc_exp_name"]
+        assert float(row["test_acc"]) == pytest.approx(run.data.metrics["test_accuracy"])
+        assert float(row["s_per_epoch"]) > 0 and int(float(row["trainable_params"])) > 0
+    md = (repo / "reports/comparison.md").read_text()
+    assert md.count("\n| ") == len(table) + 1  # header + one line per run
+
+    # `dvc exp show --md` shows the same metrics per experiment.
+    shown = sh(repo, "dvc", "exp", "show", "--md")
+    for name in names:
+        assert name in shown
+    assert "test_accuracy" in shown and "trainable_params" in shown
+
+    # The real MLflow UI shows both runs, their test accuracy and the comparison.
+    from tests import mlflow_ui
+
+    if not mlflow_ui.browser_available() and os.environ.get("AUDIOCLF_REQUIRE_BROWSER") != "1":
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium) or playwright")
+    with mlflow_ui.serve(repo) as url:
+        text = mlflow_ui.show_experiment(url, "audioclf", tmp_path / "mlflow-ui.png")
+    for run in sweep:
+        assert run.data.tags["dvc_exp_name"] in text
+        assert str(run.data.metrics["test_accuracy"]) in text
+        assert f"{run.data.metrics['test_accuracy']:.4f}" in text  # the comparison table
+    assert (tmp_path / "mlflow-ui.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,9 +18,11 @@ from audioclf.features import (
     LogSpecConfig,
     MfccConfig,
     StftConfig,
+    WaveConfig,
     compute,
     output_shape,
     parse_features,
+    resample_clips,
 )
 from audioclf.mixing import mix_at_snr
 
@@ -150,6 +152,10 @@ def test_silence_windows_stay_inside_their_segment() -> None:
         (StftConfig(), (98, 257)),
         (LogSpecConfig(), (99, 257)),
         (MfccConfig(), (98, 13)),
+        (WaveConfig(), (16000, 1)),
+        (WaveConfig(sample_rate=8000), (8000, 1)),
+        # The Kaggle light-weight CNN's input (conf/features/logspec8k.yaml).
+        (LogSpecConfig(sample_rate=8000, n_fft=160), (99, 81)),
     ],
 )
 def test_feature_shapes_and_dtype(cfg, shape) -> None:
@@ -157,6 +163,24 @@ def test_feature_shapes_and_dtype(cfg, shape) -> None:
     out = np.concatenate(list(compute(np.stack([sine(1000), sine(3000)]), cfg, RATE)))
     assert out.shape == (2, *shape) and out.dtype == np.float32
     assert np.all(np.isfinite(out))
+
+
+def test_resampling_keeps_a_tone_and_gives_the_exact_length() -> None:
+    waves = np.stack([sine(1000), sine(2500)])
+    out = resample_clips(waves, RATE, 8000)
+    assert out.shape == (2, 8000) and out.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(out[1]))  # 1 Hz bins over 1 s
+    assert spectrum.argmax() == 2500
+    np.testing.assert_allclose(np.sqrt(np.mean(out[0, 500:-500] ** 2)), 0.5 / np.sqrt(2), rtol=1e-2)
+    np.testing.assert_array_equal(resample_clips(waves, RATE, RATE), waves)
+
+
+def test_wave_features_are_the_resampled_clip_itself() -> None:
+    waves = np.stack([sine(440), sine(880)])
+    out = np.concatenate(list(compute(waves, WaveConfig(sample_rate=8000), RATE)))
+    np.testing.assert_array_equal(out[..., 0], resample_clips(waves, RATE, 8000))
+    with pytest.raises(ConfigError, match=r"features.sample_rate: must be null .* or >= 1000 Hz"):
+        parse_features({"type": "wave", "sample_rate": 100})
 
 
 def test_stft_peak_is_at_the_sine_frequency() -> None:
@@ -268,3 +292,77 @@ def test_model_builder_refuses_bad_hyperparameters_by_name() -> None:
         spec_cnn2d.build((98, 40), 12, filters=())
     model = spec_cnn2d.build((98, 40), 12, filters=(4, 8))
     assert model.output_shape == (None, 12)
+
+
+# --- comparison table ---------------------------------------------------------------------
+
+
+def test_comparison_table_is_best_first_with_corrupted_columns_when_present() -> None:
+    import pandas as pd
+
+    from audioclf.comparison import markdown, table
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "start_time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"]),
+            "tags.mlflow.runName": ["old", "mid", "new"],
+            "params.model.name": ["spec_cnn2d", "light_cnn", "wave_cnn1d"],
+            "params.features.type": ["logmel", "logspec", "wave"],
+            "params.features.sample_rate": ["None", "8000", "8000"],
+            "params.augment.name": ["none", "noise_shift", "noise_shift"],
+            "metrics.trainable_params": [72796.0, 313854.0, 457452.0],
+            "metrics.train_seconds": [180.3, 60.0, 600.0],
+            "metrics.seconds_per_epoch": [9.0, 3.0, 30.0],
+            "metrics.epochs_run": [20.0, 20.0, 20.0],
+            "metrics.best_val_accuracy": [0.875, 0.8, 0.9],
+            "metrics.test_accuracy": [0.8917, 0.85, 0.8917],
+            "metrics.test/acc_noise_snr10": [0.5, None, 0.6],
+        }
+    )
+    df = table(runs)
+    assert list(df["run"]) == ["new", "old", "mid"]  # ties: newer first
+    assert list(df["features"]) == ["wave 8k", "logmel", "logspec 8k"]
+    assert list(df.columns)[-2:] == ["acc_noise_snr10", "run_id"]
+    md = markdown(df).splitlines()
+    assert md[0].startswith("| run | model | features | augment | trainable_params |")
+    assert md[2] == (
+        "| new | wave_cnn1d | wave 8k | noise_shift | 457,452 | 600 | 30.0 | 20 | 0.9000 "
+        "| 0.8917 | 0.6000 |"
+    )
+    assert md[4].endswith("| 0.8500 |  |")  # no corrupted-test value for that run
+    assert table(pd.DataFrame()).empty
+
+
+# --- models and their inputs --------------------------------------------------------------
+
+
+def test_a_spectrogram_model_refuses_wave_features_naming_the_options(tmp_path: Path) -> None:
+    from audioclf.models import check_input, parse_model
+
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "raw.yaml").write_text("type: wave\n")
+    (tmp_path / "features" / "mel.yaml").write_text("type: logmel\n")
+    model = parse_model({"name": "ds_cnn"})
+    assert model.input == "spectrogram"
+    check_input(model, "mfcc", tmp_path)  # any spectrogram type fits
+    with pytest.raises(ConfigError, match=r"takes a spectrogram .* Pick `-S features=mel`"):
+        check_input(model, "wave", tmp_path)
+    wave = parse_model({"name": "wave_cnn1d"})
+    with pytest.raises(ConfigError, match=r"takes a raw waveform .* Pick `-S features=raw`"):
+        check_input(wave, "logmel", tmp_path)
+
+
+# --- the predict command ------------------------------------------------------------------
+
+
+def test_predict_names_a_missing_path_or_model_and_exits_2(tmp_path: Path, capsys) -> None:
+    from audioclf.cli import main
+
+    assert main(["predict", str(tmp_path / "nope")]) == 2
+    assert "nope: no such file or folder" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path)]) == 2
+    assert "no .wav files in this folder or below" in capsys.readouterr().err
+    write_wav(tmp_path / "a.wav", sine(440), RATE)
+    assert main(["predict", str(tmp_path), "--model", str(tmp_path / "m")]) == 2
+    assert "inference.keras: no exported model there" in capsys.readouterr().err

@@ -96,3 +96,15 @@ def load_clip(path: str | Path, sample_rate: int, n_samples: int) -> Loaded:
     elif len(wave) < n_samples:
         notes.append(f"padded {len(wave) / sample_rate:.3f} s to {n_samples / sample_rate:.3f} s")
     return Loaded(fit_length(wave, n_samples), tuple(notes))
+
+
+def try_load_clip(args: tuple[str | Path, int, int]) -> Loaded | AudioError:
+    """``load_clip(path, sample_rate, n_samples)`` returning the error instead of raising it.
+
+    For ``parallel.ordered_map``: one bad file is reported and skipped, the rest go on.
+    """
+    path, sample_rate, n_samples = args
+    try:
+        return load_clip(path, sample_rate, n_samples)
+    except AudioError as err:
+        return err

@@ -1,0 +1,120 @@
+"""``audioclf``: the command line for a trained model.
+
+    audioclf predict clip.wav                      # top-3 labels with probabilities
+    audioclf predict folder/ --top-k 1             # every WAV under folder/, a line each
+    audioclf predict folder/ --submission sub.csv  # Kaggle-style fname,label
+
+The model is the exported raw-wave model the train stage writes (``data/model/inference.keras``
+and ``inference.json``): audio is read, mixed down, resampled and padded or cropped exactly as
+``prepare`` does, and the model computes its own features. Files that cannot be read are
+reported on stderr and skipped; the exit status is 1 if any were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from audioclf.audio_io import AudioError
+from audioclf.clips import try_load_clip
+from audioclf.parallel import ordered_map
+
+# The TensorFlow Speech Recognition Challenge's names for the two extra classes.
+KAGGLE_LABELS = {"_silence_": "silence", "_unknown_": "unknown"}
+CHUNK = 1024  # files loaded and classified per batch: memory stays bounded on any folder
+
+
+def wav_files(path: Path) -> list[Path]:
+    """``path`` itself, or every .wav under it (sorted); a clear error if there are none."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{path}: no .wav files in this folder or below")
+    return files
+
+
+def classify(
+    files: Sequence[Path], exported, batch_size: int = 256
+) -> Iterator[tuple[Path, np.ndarray | AudioError]]:
+    """Yield (file, class probabilities) in order, or (file, AudioError) for a bad file."""
+    from audioclf.export import predict
+
+    for start in range(0, len(files), CHUNK):
+        chunk = files[start : start + CHUNK]
+        jobs = [(f, exported.sample_rate, exported.clip_samples) for f in chunk]
+        loaded = list(ordered_map(try_load_clip, jobs, desc="predict: reading"))
+        good = [i for i, r in enumerate(loaded) if not isinstance(r, AudioError)]
+        probs = (
+            predict(exported.model, np.stack([loaded[i].wave for i in good]), batch_size)
+            if good
+            else []
+        )
+        by_index = dict(zip(good, probs))
+        for i, f in enumerate(chunk):
+            yield f, by_index.get(i, loaded[i])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="audioclf", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="classify a WAV file or every WAV in a folder")
+    p.add_argument("path", type=Path, help="a .wav file or a folder (searched recursively)")
+    p.add_argument(
+        "--model", type=Path, default=Path("data/model"), help="folder with inference.keras"
+    )
+    p.add_argument("--top-k", type=int, default=3, help="labels to print per file (default 3)")
+    p.add_argument(
+        "--submission",
+        type=Path,
+        help="also write a Kaggle-style CSV (fname,label): fname relative to the folder, "
+        "silence/unknown for _silence_/_unknown_",
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error("--top-k: must be >= 1")
+
+    try:
+        files = wav_files(args.path)
+        from audioclf.export import load
+
+        exported = load(args.model)
+    except FileNotFoundError as err:
+        print(f"audioclf: {err}", file=sys.stderr)
+        return 2
+    root = args.path if args.path.is_dir() else args.path.parent
+    k = min(args.top_k, len(exported.classes))
+    rows, bad = [], 0
+    for f, result in classify(files, exported, args.batch_size):
+        name = f.relative_to(root).as_posix()
+        if isinstance(result, AudioError):
+            print(f"audioclf: skipped {f}: {result.reason}", file=sys.stderr)
+            bad += 1
+            continue
+        top = np.argsort(-result, kind="stable")[:k]
+        labels = [exported.classes[i] for i in top]
+        print(f"{name}\t" + "  ".join(f"{c} {result[i]:.3f}" for c, i in zip(labels, top)))
+        rows.append((name, KAGGLE_LABELS.get(labels[0], labels[0])))
+    if args.submission:
+        from audioclf.atomic import atomic_file
+
+        with atomic_file(args.submission) as tmp, tmp.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["fname", "label"])
+            w.writerows(rows)
+        print(f"audioclf: wrote {len(rows)} rows to {args.submission}", file=sys.stderr)
+    if bad:
+        print(f"audioclf: {bad} of {len(files)} files could not be read", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
