@@ -198,3 +198,14 @@ def test_dvc_yaml_lists_exactly_the_params_each_stage_reads(stage: str) -> None:
     # A key is covered by itself or by its section: "data" covers "data.prepare".
     covered = {k for k in read if not any(k.startswith(f"{d}.") for d in read - {k})}
     assert declared == covered
+
+
+def test_an_unknown_model_option_is_refused_listing_the_models() -> None:
+    """`dvc exp run -S model=resnet` fails in composition, before any stage runs."""
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException) as err:
+        composed(["model=resnet"])
+    message = str(err.value)
+    assert "Could not find 'model/resnet'" in message
+    assert all(name in message for name in available())
