@@ -44,7 +44,8 @@ def main() -> None:
     timer = StageTimer("evaluate")
     params = load_params()
     cfg = parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
-    classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
+    labels = json.loads((PREPARED / "labels.json").read_text())
+    classes = labels["classes"]
     x_test = np.load(FEATURES / "test_x.npy", mmap_mode="r")
     y_test = np.load(PREPARED / "test_y.npy")
     history = read_history(MODEL / "history.csv")
@@ -61,8 +62,9 @@ def main() -> None:
     from audioclf import export
 
     exported = export.load(MODEL)
-    rate = json.loads((PREPARED / "labels.json").read_text())["sample_rate"]
-    waves = resample_clips(np.load(PREPARED / "test_x.npy"), rate, exported.sample_rate)
+    waves = resample_clips(
+        np.load(PREPARED / "test_x.npy"), labels["sample_rate"], exported.sample_rate
+    )
     wave_probs = export.predict(exported.model, waves, cfg.batch_size)
     agreement = float(np.mean(wave_probs.argmax(axis=1) == probs.argmax(axis=1)))
     if agreement < 1:

@@ -54,8 +54,9 @@ def test_runs_and_accuracy_in_mlflow_ui(
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     report = tmp_path / "report.txt"
     report.write_text("per-class accuracy\n")
-    model = tmp_path / "model.keras"
-    model.write_bytes(b"not a real model")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.keras").write_bytes(b"not a real model")
 
     for name, (accuracy, val_accuracy) in RUNS.items():
         log_pipeline_run(
@@ -64,7 +65,7 @@ def test_runs_and_accuracy_in_mlflow_ui(
             history={"val_accuracy": val_accuracy, "loss": [1.2, 0.6]},
             metrics={"test_accuracy": accuracy, "test_loss": 0.35},
             artifacts=[report],
-            model_path=model,
+            model_dir=model,
             tags={"dvc_exp_name": name, "git_commit": "0" * 40},
         )
     client = mlflow.MlflowClient()

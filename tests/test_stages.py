@@ -21,6 +21,7 @@ import soundfile as sf
 import yaml
 
 from audioclf.audio_io import write_wav
+from audioclf.models import available
 from tests.conftest import COMMANDS, make_raw
 from tests.test_config import DVC, composed
 
@@ -294,7 +295,7 @@ def test_augment_none_writes_empty_arrays_of_the_right_shape(pipeline, tmp_path,
     assert y.shape == (0,) and y.dtype == np.int32
 
 
-@pytest.mark.parametrize("model", __import__("audioclf.models").models.available())
+@pytest.mark.parametrize("model", available())
 def test_every_model_trains_on_its_own_features_and_exports_a_raw_wave_model(
     pipeline, tmp_path, monkeypatch, model
 ) -> None:

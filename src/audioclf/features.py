@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import soxr
 from tqdm import tqdm
 
-from audioclf.clips import fit_length
+from audioclf.clips import fit_length, resample
 from audioclf.config import ConfigError, check, parse
 from audioclf.tf import tensorflow
 
@@ -164,14 +163,15 @@ def input_samples(cfg: FeaturesConfig, prepared_rate: int, n_samples: int) -> in
 def resample_clips(waves: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """(clips, samples) at ``rate_in`` -> float32 (clips, samples') at ``rate_out``.
 
-    libsoxr 'HQ', all clips in one call (as channels); each clip is then cut or padded to
-    exactly round(samples * rate_out / rate_in). A no-op when the rates match.
+    ``clips.resample`` (the one used when reading files, so the exported model's input from
+    ``audioclf predict`` matches the cache) on all clips at once, as channels; each clip is
+    then cut or padded to exactly round(samples * rate_out / rate_in).
     """
     if rate_in == rate_out:
         return np.asarray(waves, dtype=np.float32)
     n_out = int(round(waves.shape[1] * rate_out / rate_in))
-    out = soxr.resample(np.ascontiguousarray(waves.T), rate_in, rate_out, quality="HQ")
-    return np.stack([fit_length(c, n_out) for c in out.T.astype(np.float32)])
+    out = resample(np.ascontiguousarray(waves.T), rate_in, rate_out)  # (samples', clips)
+    return np.stack([fit_length(c, n_out) for c in out.T])
 
 
 def output_shape(cfg: FeaturesConfig, prepared_rate: int, n_samples: int) -> tuple[int, int]:

@@ -97,7 +97,7 @@ def log_pipeline_run(
     history: Mapping[str, list[float]],
     metrics: Mapping[str, float],
     artifacts: list[Path],
-    model_path: Path,
+    model_dir: Path,
     tags: Mapping[str, str],
 ) -> str:
     """Log one finished pipeline run; return its run id.
@@ -130,10 +130,8 @@ def log_pipeline_run(
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for path in artifacts:
             mlflow.log_artifact(str(path))
-        if model_path.is_dir():  # the whole model folder: both models, history, summary
-            mlflow.log_artifacts(str(model_path), artifact_path="model")
-        else:
-            mlflow.log_artifact(str(model_path), artifact_path="model")
+        # The whole model folder: both models, history, summary.
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
         return run.info.run_id
 
 
