@@ -1,29 +1,32 @@
 """Stage `augment`: augmented copies of the training clips, as features.
 
-Offline augmentation: ``augment.copies`` noisy, shifted copies of every training clip are
-made once, turned into features with the same code as the cache, and stored; training adds
-them to the clean clips. Noise comes only from the training part of each noise recording.
+Offline augmentation: ``augment.copies`` copies of every training clip go through the
+``augment.chain`` of audiomentations transforms once; the copies are turned into features with
+the same code as the cache and stored, and training adds them to the clean clips. Background
+noise comes only from the training part of each noise recording.
 
 Reads:  data/prepared/train_x.npy, train_y.npy, noise_train.npz, labels.json
-Writes: data/augmented/train_x.npy  float32 (copies*clips, frames, bins)
-        data/augmented/train_y.npy  int32 (copies*clips,)
-        data/augmented/applied.csv  source index, shift (samples), noise, noise start, SNR (dB)
+Writes: data/augmented/train_x.npy    float32 (copies*clips, frames, bins)
+        data/augmented/train_y.npy    int32 (copies*clips,)
+        data/augmented/applied.jsonl  per copy: copy, source clip, and each transform that
+                                      fired with the parameters it drew
 Params: augment, features
 """
 
 from __future__ import annotations
 
-import csv
 import json
-from dataclasses import astuple, fields
+import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from audioclf.atomic import atomic_dir
-from audioclf.augment import Applied, AugmentConfig, augment_set
+from audioclf.augment import AugmentConfig, Augmenter, build_chain, write_noise_wavs
 from audioclf.config import load_params, parse, section
 from audioclf.features import output_shape, parse_features, write_npy
+from audioclf.parallel import ordered_map
 from audioclf.report import StageTimer
 
 PREPARED = Path("data/prepared")
@@ -44,18 +47,26 @@ def main() -> None:
     with np.load(PREPARED / "noise_train.npz") as z:
         noises = {k: z[k] for k in z.files}
 
-    augmented, sources, applied = augment_set(waves, noises, cfg, rate)
-    with atomic_dir(OUT) as tmp:
+    n = cfg.copies * len(waves)
+    augmented = np.empty((n, waves.shape[1]), dtype=np.float32)
+    sources = np.tile(np.arange(len(waves)), cfg.copies)
+    fired: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as noise_dir, atomic_dir(OUT) as tmp:
+        noise_files = write_noise_wavs(noises, rate, Path(noise_dir))
+        build_chain(cfg, noise_files)  # a bad setting fails before the work starts
+        items = [(c, i, waves[i]) for c in range(cfg.copies) for i in range(len(waves))]
+        worker = Augmenter(cfg, noise_files, rate)
+        with (tmp / "applied.jsonl").open("w") as log:
+            for k, (wave, applied) in enumerate(ordered_map(worker, items, "augment: transforms")):
+                augmented[k] = wave
+                fired.update(t for t in applied if t not in ("copy", "source_index"))
+                log.write(json.dumps(applied) + "\n")
         write_npy(tmp / "train_x.npy", augmented, feats, rate, "augment: features")
         np.save(tmp / "train_y.npy", labels[sources].astype(np.int32))
-        with (tmp / "applied.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow([fl.name for fl in fields(Applied)])
-            w.writerows(astuple(a) for a in applied)
-    noisy = sum(bool(a.noise) for a in applied)
+    counts = ", ".join(f"{t} {fired[t]}" for t in cfg.chain) or "no transforms"
     timer.summary(
         f"{len(waves)} training clips, {len(noises)} noise recordings",
-        f"{len(augmented)} augmented clips ({noisy} with noise) as {feats.type} features to {OUT}",
+        f"{n} augmented clips ({counts}) as {feats.type} features to {OUT}",
         f"augment={cfg.name}",
     )
 

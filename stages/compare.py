@@ -31,6 +31,8 @@ def main() -> None:
     md = (
         f"## {experiment}: {len(df)} runs, best test accuracy first\n\n"
         + markdown(df)
+        + "\n`clean`: test accuracy. Each column after it: accuracy on one corrupted test set "
+        "(`evaluate.corruptions`, type_severity); `corrupted_mean`: their mean.\n"
         + "\nWritten by `dvc repro -s compare` (stages/compare.py).\n"
     )
     REPORTS.mkdir(exist_ok=True)
@@ -39,7 +41,7 @@ def main() -> None:
     write_text(REPORTS / "comparison.md", md)
     if len(df):
         set_description(experiment, md)
-    best = f"best: {df['run'][0]} ({df['model'][0]}) {df['test_acc'][0]:.4f}" if len(df) else ""
+    best = f"best: {df['run'][0]} ({df['model'][0]}) {df['clean'][0]:.4f}" if len(df) else ""
     timer.summary(
         f"{len(df)} finished runs of MLflow experiment {experiment!r} at {tracking_uri()}",
         f"{REPORTS}/comparison.md and .csv; the experiment's description in the MLflow UI",

@@ -2,9 +2,12 @@
 
 Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.json);
         data/features/test_x.npy; data/prepared/test_{x,y}.npy, labels.json;
+        data/corrupted/ (the corrupted test sets, features computed here as for the cache);
         params.yaml (all of it, logged to MLflow)
-Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric), and how
-                                  often the exported raw-wave model agrees with the cache model
+Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric), accuracy on
+                                  the clean and each corrupted test set (test/acc_clean,
+                                  test/acc_<set>, test/acc_corrupted_mean), and how often the
+                                  exported raw-wave model agrees with the cache model
         reports/predictions.csv   true and predicted label per test clip (DVC confusion plot)
         reports/confusion.png, reports/curves.png
         one MLflow run: flattened params, per-epoch and test metrics, images, model
@@ -22,7 +25,7 @@ import numpy as np
 from audioclf.atomic import atomic_file, write_json, write_text
 from audioclf.config import flatten, load_params, parse, section
 from audioclf.evaluation import EvaluateConfig, summarize
-from audioclf.features import resample_clips
+from audioclf.features import compute, parse_features, resample_clips
 from audioclf.plots import confusion_png, curves_png
 from audioclf.report import StageTimer
 from audioclf.tf import tensorflow
@@ -31,6 +34,7 @@ from audioclf.tracking import log_pipeline_run, run_tags
 MODEL = Path("data/model")
 FEATURES = Path("data/features")
 PREPARED = Path("data/prepared")
+CORRUPTED = Path("data/corrupted")
 REPORTS = Path("reports")
 
 
@@ -38,6 +42,28 @@ def read_history(path: Path) -> dict[str, list[float]]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     return {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
+
+
+def corrupted_accuracy(
+    model, y_test: np.ndarray, params: dict, sample_rate: int, batch_size: int
+) -> dict[str, float]:
+    """``test/acc_<set>`` for each set in data/corrupted, and their mean."""
+    feats = parse_features(section(params, "features"))
+    sets = json.loads((CORRUPTED / "sets.json").read_text())
+    acc = {}
+    for name in sets:
+        waves = np.load(CORRUPTED / f"{name}.npy", mmap_mode="r")  # float16 (clips, samples)
+        if len(waves) != len(y_test):
+            raise ValueError(
+                f"{CORRUPTED}/{name}.npy has {len(waves)} clips, the test set {len(y_test)}: "
+                "the corrupted sets are stale; run `dvc repro` to regenerate them"
+            )
+        x = np.concatenate(list(compute(waves, feats, sample_rate, batch_size)))
+        pred = model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=1)
+        acc[f"test/acc_{name}"] = float(np.mean(pred == y_test))
+    if acc:
+        acc["test/acc_corrupted_mean"] = float(np.mean(list(acc.values())))
+    return acc
 
 
 def main() -> None:
@@ -54,9 +80,13 @@ def main() -> None:
     tensorflow()  # quiet, then Keras on its TensorFlow backend
     import keras
 
+    import audioclf.specaugment  # noqa: F401  (registers the layer for loading)
+
     model = keras.models.load_model(MODEL / "model.keras")
     probs = model.predict(np.asarray(x_test), batch_size=cfg.batch_size, verbose=0)
     test = summarize(probs, y_test, classes)
+    robustness = {"test/acc_clean": test["accuracy"]}
+    robustness |= corrupted_accuracy(model, y_test, params, labels["sample_rate"], cfg.batch_size)
 
     # The exported model computes its own features from the raw test clips; it must agree.
     from audioclf import export
@@ -84,6 +114,7 @@ def main() -> None:
         "train_seconds": trained["train_seconds"],
         "seconds_per_epoch": trained["seconds_per_epoch"],
         "export_agreement": agreement,
+        **robustness,
         "per_class_accuracy": test["per_class_accuracy"],
     }
     REPORTS.mkdir(exist_ok=True)
@@ -114,10 +145,14 @@ def main() -> None:
         MODEL,
         run_tags(),
     )
+    mean = robustness.get("test/acc_corrupted_mean")
+    corrupted = (
+        f", mean over {len(robustness) - 2} corrupted sets {mean:.4f}" if mean is not None else ""
+    )
     timer.summary(
         f"{len(y_test)} test clips, {MODEL}/model.keras",
         f"{REPORTS}/metrics.json, predictions.csv, confusion.png, curves.png; MLflow run {run_id}",
-        f"test accuracy {test['accuracy']:.4f}",
+        f"test accuracy {test['accuracy']:.4f}{corrupted}",
     )
 
 

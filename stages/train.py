@@ -9,7 +9,7 @@ Writes: data/model/model.keras   the best epoch (lowest validation loss), normal
                                  (features computed inside; see audioclf.export)
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
-Params: model, train
+Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training)
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from audioclf.atomic import atomic_dir
-from audioclf.config import load_params, parse, section
+from audioclf.augment import SpecAugmentConfig
+from audioclf.config import ConfigError, load_params, parse, section
 from audioclf.models import check_input, get_builder, parse_model
 from audioclf.report import StageTimer
 from audioclf.tf import tensorflow
@@ -39,9 +41,19 @@ def main() -> None:
     params = load_params()
     model_cfg = parse_model(section(params, "model"))
     cfg = parse(TrainConfig, section(params, "train"), "train")
+    spec_augment = parse(
+        SpecAugmentConfig, section(params, "augment.spec_augment"), "augment.spec_augment"
+    )
+    augment_seed = section(params, "augment.seed")
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
     info = json.loads((FEATURES / "info.json").read_text())
     check_input(model_cfg, info["features"]["type"])
+    if spec_augment.active and model_cfg.input == "wave":
+        raise ConfigError(
+            f"augment.spec_augment: model {model_cfg.name!r} takes a raw waveform and "
+            "SpecAugment masks a spectrogram. Pick an augment option without it "
+            "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
+        )
     shape = tuple(info["shape"])  # (frames, bins)
 
     # Build first: a hyperparameter the builder refuses fails before any data is loaded.
@@ -61,10 +73,11 @@ def main() -> None:
     )
     x_val = np.asarray(np.load(FEATURES / "validation_x.npy", mmap_mode="r"))
     y_val = np.load(PREPARED / "validation_y.npy")
-    model = with_normalization(body, x_train)
+    model = with_normalization(body, x_train, spec_augment, augment_seed)
+    masks = f", SpecAugment {asdict(spec_augment)}" if spec_augment.active else ""
     print(
         f"[train] {model_cfg.name}: {_trainable(model):,} trainable params; "
-        f"{len(x_train)} training clips ({len(x_aug)} augmented), {len(x_val)} validation"
+        f"{len(x_train)} training clips ({len(x_aug)} augmented){masks}, {len(x_val)} validation"
     )
     epoch_times: list[float] = []
     timing = keras.callbacks.LambdaCallback(

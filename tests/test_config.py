@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from audioclf.augment import AugmentConfig
 from audioclf.config import ConfigError, parse, section
+from audioclf.corruption import parse_corruptions
 from audioclf.evaluation import EvaluateConfig
 from audioclf.features import parse_features
 from audioclf.models import available, check_input, parse_model
@@ -40,6 +41,7 @@ def validate(params: dict) -> None:
     check_input(parse_model(section(params, "model")), section(params, "features.type"), CONF)
     parse(TrainConfig, section(params, "train"), "train")
     parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
+    parse_corruptions(section(params, "evaluate.corruptions"))
 
 
 def options() -> list[str]:
@@ -126,7 +128,27 @@ def test_every_model_module_has_a_yaml() -> None:
         ),
         ("+train.epoch=3", r"train.epoch: unknown option. Allowed options: batch_size, epochs"),
         ("data.prepare.testing_percentage=95", r"data.prepare.testing_percentage: validation_perc"),
-        ("augment.snr_db=[20,0]", r"augment.snr_db: needs \[low, high\]"),
+        ("augment.chain=[shift,warp]", r"augment.chain: unknown transform 'warp'. Known: time"),
+        (
+            "+augment.transforms.gain.max_db=3",
+            r"augment.transforms.gain.max_db: not an argument of audiomentations.Gain. "
+            r"Allowed: min_gain_db, max_gain_db, p",
+        ),
+        ("augment.transforms.gain.p=1.5", r"augment.transforms.gain.p: must be in \[0, 1\]"),
+        ("augment.copies=0", r"augment.copies: is 0, so the chain \['shift', 'gain'"),
+        ("augment.spec_augment.time_masks=-1", r"augment.spec_augment.time_masks: must be >= 0"),
+        (
+            "+evaluate.corruptions.noise.snr10.snr=10",
+            r"evaluate.corruptions.noise.snr10.snr: unknown argument. Allowed: snr_db",
+        ),
+        (
+            "+evaluate.corruptions.blur={mild:{}}",
+            r"evaluate.corruptions.blur: unknown corruption. Known: noise, speed",
+        ),
+        (
+            "evaluate.corruptions.speed.slow.factor=slow",
+            r"evaluate.corruptions.speed.slow.factor: expected a number",
+        ),
     ],
 )
 def test_bad_values_fail_naming_key_and_allowed_values(override: str, message: str) -> None:

@@ -34,7 +34,7 @@ TINY = [
     "train.epochs=2",
 ]
 SMALL_CNN = "model.filters=[8,16]"  # spec_cnn2d (the default model) at a tiny size
-STAGES = ("download", "prepare", "features", "augment", "train", "evaluate", "compare")
+STAGES = ("download", "prepare", "corrupt", "features", "augment", "train", "evaluate", "compare")
 
 
 def sh(repo: Path, *args: str, timeout: float = 600) -> str:
@@ -109,6 +109,9 @@ def test_exp_run_tracks_the_run_in_mlflow(repo: Path) -> None:
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["data.download.speakers"] == "16"
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    robustness = {k: v for k, v in metrics.items() if k.startswith("test/acc_")}
+    assert len(robustness) == 13  # clean, 11 corrupted sets, their mean
+    assert {k: run.data.metrics[k] for k in robustness} == pytest.approx(robustness)
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
@@ -180,7 +183,18 @@ def test_nothing_changed_nothing_reruns_and_results_are_reproducible(repo: Path)
 def test_model_hparam_change_reruns_only_train_and_evaluate(repo: Path) -> None:
     args = [a for o in [*TINY, SMALL_CNN, "model.dropout=0.1"] for a in ("-S", o)]
     out = sh(repo, "dvc", "exp", "run", "-n", "dropout", *args)
-    assert ran(out) == ["train", "evaluate", "compare"]
+    assert ran(out) == ["train", "evaluate", "compare"]  # the corrupted sets are reused
+
+
+def test_a_corruption_change_regenerates_only_that_suite_and_re_evaluates(repo: Path) -> None:
+    before = json.loads((repo / "reports/metrics.json").read_text())
+    change = "evaluate.corruptions.noise.snr0.snr_db=-5.0"
+    args = [a for o in [*TINY, SMALL_CNN, "model.dropout=0.1", change] for a in ("-S", o)]
+    out = sh(repo, "dvc", "exp", "run", "-n", "harsher", *args)
+    assert ran(out) == ["corrupt", "evaluate", "compare"]  # the trained model is reused
+    after = json.loads((repo / "reports/metrics.json").read_text())
+    assert after["test_accuracy"] == before["test_accuracy"]
+    assert after["test/acc_noise_snr10"] == before["test/acc_noise_snr10"]
 
 
 def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
@@ -215,14 +229,14 @@ def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
     with (repo / "reports/comparison.csv").open() as f:
         table = list(csv.DictReader(f))
     assert sorted(r["run_id"] for r in table) == sorted(r.info.run_id for r in runs)
-    accuracies = [float(r["test_acc"]) for r in table]
+    accuracies = [float(r["clean"]) for r in table]
     assert accuracies == sorted(accuracies, reverse=True)
     by_run = {r["run_id"]: r for r in table}
     for run in sweep:
         row = by_run[run.info.run_id]
         assert row["model"] == run.data.params["model.name"]
         assert row["run"] == run.data.tags["dvc_exp_name"]
-        assert float(row["test_acc"]) == pytest.approx(run.data.metrics["test_accuracy"])
+        assert float(row["clean"]) == pytest.approx(run.data.metrics["test_accuracy"])
         assert float(row["s_per_epoch"]) > 0 and int(float(row["trainable_params"])) > 0
     md = (repo / "reports/comparison.md").read_text()
     assert md.count("\n| ") == len(table) + 1  # header + one line per run
@@ -244,4 +258,5 @@ def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
         assert run.data.tags["dvc_exp_name"] in text
         assert str(run.data.metrics["test_accuracy"]) in text
         assert f"{run.data.metrics['test_accuracy']:.4f}" in text  # the comparison table
+        assert f"{run.data.metrics['test/acc_corrupted_mean']:.4f}" in text
     assert (tmp_path / "mlflow-ui.png").read_bytes()[:4] == b"\x89PNG"

@@ -21,6 +21,7 @@ import soundfile as sf
 import yaml
 
 from audioclf.audio_io import write_wav
+from audioclf.config import ConfigError
 from audioclf.models import available
 from tests.conftest import COMMANDS, make_raw
 from tests.test_config import DVC, composed
@@ -121,7 +122,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     try:
         records = {
             s: run_stage(s, work)
-            for s in ("prepare", "features", "augment", "train", "evaluate", "compare")
+            for s in ("prepare", "corrupt", "features", "augment", "train", "evaluate", "compare")
         }
         yield work, {"records": records, "bad": bad}
     finally:
@@ -179,11 +180,49 @@ def test_features_and_augment_shapes(pipeline) -> None:
         assert x.shape == (n, 98, 40) and x.dtype == np.float32
     aug = np.load(work / "data/augmented/train_x.npy")
     assert aug.shape == (n_train := len(np.load(work / "data/prepared/train_y.npy")), 98, 40)
-    with (work / "data/augmented/applied.csv").open() as f:
-        applied = list(csv.DictReader(f))
-    assert [int(a["source_index"]) for a in applied] == list(range(n_train))
-    noise_names = set(np.load(work / "data/prepared/noise_train.npz").files)
-    assert {a["noise"] for a in applied} - {""} <= noise_names
+    applied = [json.loads(line) for line in (work / "data/augmented/applied.jsonl").open()]
+    assert [a["source_index"] for a in applied] == list(range(n_train))
+    assert {t for a in applied for t in a} <= {
+        "copy",
+        "source_index",
+        "shift",
+        "gain",
+        "background_noise",
+    }  # the light chain
+    assert all("shift" in a for a in applied)  # p = 1
+    # Background noise comes only from the training part of the noise recordings.
+    noise = [a["background_noise"] for a in applied if "background_noise" in a]
+    assert 0.5 * n_train < len(noise) < n_train  # p = 0.8
+    train_noise = np.load(work / "data/prepared/noise_train.npz")
+    for a in noise:
+        assert a["noise_file_path"] in train_noise.files and 0.0 <= a["snr_db"] <= 20.0
+        assert a["offset"] + a["duration"] <= len(train_noise[a["noise_file_path"]]) / 16000
+
+
+def test_corrupt_writes_every_set_deterministically(pipeline, tmp_path, monkeypatch) -> None:
+    work, _ = pipeline
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    sets = json.loads((work / "data/corrupted/sets.json").read_text())
+    expected = [f"{t}_{s}" for t, sev in params["evaluate"]["corruptions"].items() for s in sev]
+    assert list(sets) == expected and len(expected) == 11
+    clean = np.load(work / "data/prepared/test_x.npy")
+    for name in expected:
+        x = np.load(work / "data/corrupted" / f"{name}.npy")
+        assert x.shape == clean.shape and x.dtype == np.float16
+        assert not np.allclose(x, clean, atol=1e-3), f"{name} left the clips as they were"
+    applied = [json.loads(line) for line in (work / "data/corrupted/applied.jsonl").open()]
+    assert len(applied) == len(expected) * len(clean)
+    test_noise = set(np.load(work / "data/prepared/noise_test.npz").files)
+    assert {a["noise"]["noise_file_path"] for a in applied if "noise" in a} <= test_noise
+    # The same params give byte-identical sets, whatever ran before.
+    shutil.copytree(work / "data/prepared", tmp_path / "data/prepared")
+    shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    run_stage("corrupt", tmp_path)
+    for name in [*expected, "applied.jsonl", "sets.json"]:
+        path = name if "." in name else f"{name}.npy"
+        again = (tmp_path / "data/corrupted" / path).read_bytes()
+        assert again == (work / "data/corrupted" / path).read_bytes(), name
 
 
 def test_train_and_evaluate_outputs(pipeline) -> None:
@@ -193,6 +232,11 @@ def test_train_and_evaluate_outputs(pipeline) -> None:
     assert 1 <= len(history) <= 3 and set(history[0]) >= {"loss", "val_loss", "val_accuracy"}
     metrics = json.loads((work / "reports/metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["test/acc_clean"] == metrics["test_accuracy"]
+    sets = json.loads((work / "data/corrupted/sets.json").read_text())
+    corrupted = [metrics[f"test/acc_{name}"] for name in sets]
+    assert all(0.0 <= a <= 1.0 for a in corrupted)
+    assert metrics["test/acc_corrupted_mean"] == pytest.approx(np.mean(corrupted))
     assert set(metrics["per_class_accuracy"]) == {"_silence_", "_unknown_", *COMMANDS}
     assert (work / "reports/confusion.png").read_bytes()[:4] == b"\x89PNG"
     with (work / "reports/predictions.csv").open() as f:
@@ -210,8 +254,10 @@ def test_compare_tables_the_run_and_shows_it_in_mlflow(pipeline) -> None:
     assert len(rows) == 1
     row = rows[0]
     assert (row["model"], row["features"]) == ("spec_cnn2d", "logmel")
-    assert row["augment"] == "noise_shift"
-    assert float(row["test_acc"]) == metrics["test_accuracy"]
+    assert row["augment"] == "light"
+    assert float(row["noise_snr0"]) == metrics["test/acc_noise_snr0"]
+    assert float(row["corrupted_mean"]) == metrics["test/acc_corrupted_mean"]
+    assert float(row["clean"]) == metrics["test_accuracy"]
     assert int(float(row["trainable_params"])) == metrics["trainable_params"]
     md = (work / "reports/comparison.md").read_text()
     assert f"| {metrics['test_accuracy']:.4f} |" in md and "| spec_cnn2d |" in md
@@ -251,7 +297,7 @@ def test_download_writes_the_speech_commands_layout(tmp_path: Path, monkeypatch)
 
 
 @pytest.mark.parametrize(
-    "stage", ["prepare", "features", "augment", "train", "evaluate", "compare"]
+    "stage", ["prepare", "corrupt", "features", "augment", "train", "evaluate", "compare"]
 )
 def test_dvc_yaml_data_deps_and_outs_match_what_the_stage_touched(pipeline, stage) -> None:
     _, info = pipeline
@@ -295,13 +341,48 @@ def test_augment_none_writes_empty_arrays_of_the_right_shape(pipeline, tmp_path,
     assert y.shape == (0,) and y.dtype == np.int32
 
 
+def test_heavy_augmentation_and_spec_augment_train_and_export(pipeline, tmp_path, monkeypatch):
+    """Every transform on every copy, SpecAugment in the model; the export still agrees."""
+    work, _ = pipeline
+    for folder in ("data/prepared", "data/features", "data/corrupted"):
+        shutil.copytree(work / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["augment"] = composed(["augment=heavy"])["augment"]
+    params["train"] |= {"epochs": 1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("augment", "train", "evaluate"):
+        run_stage(stage, tmp_path)
+    applied = [json.loads(line) for line in (tmp_path / "data/augmented/applied.jsonl").open()]
+    fired = {t for a in applied for t in a} - {"copy", "source_index"}
+    assert fired == set(params["augment"]["chain"])  # each transform fired on some copy
+    import keras
+
+    import audioclf.specaugment  # noqa: F401
+
+    model = keras.models.load_model(tmp_path / "data/model/model.keras")
+    layer = model.get_layer("spec_augment")
+    assert layer.get_config()["time_masks"] == params["augment"]["spec_augment"]["time_masks"]
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert metrics["export_agreement"] == 1.0  # masks are off at inference
+
+    # A raw-waveform model refuses SpecAugment before training, naming the key.
+    chosen = composed(["model=wave_cnn1d", "augment=heavy"])
+    params |= {"model": chosen["model"], "features": chosen["features"]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage("features", tmp_path)
+    with pytest.raises(ConfigError, match=r"augment.spec_augment: model 'wave_cnn1d' takes a raw"):
+        run_stage("train", tmp_path)
+
+
 @pytest.mark.parametrize("model", available())
 def test_every_model_trains_on_its_own_features_and_exports_a_raw_wave_model(
     pipeline, tmp_path, monkeypatch, model
 ) -> None:
     """Each model's yaml picks its features; training and the raw-wave export agree."""
     work, _ = pipeline
-    shutil.copytree(work / "data/prepared", tmp_path / "data/prepared")
+    for folder in ("data/prepared", "data/corrupted"):
+        shutil.copytree(work / folder, tmp_path / folder)
     monkeypatch.chdir(tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
     chosen = composed([f"model={model}"])

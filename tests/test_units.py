@@ -11,8 +11,9 @@ import soundfile as sf
 
 from audioclf import atomic, clips, evaluation, splits
 from audioclf.audio_io import AudioError, read_wav, write_wav
-from audioclf.augment import AugmentConfig, augment_set, time_shift
+from audioclf.augment import AugmentConfig, Augmenter, build_chain
 from audioclf.config import ConfigError, flatten, parse
+from audioclf.corruption import Corrupter, build, parse_corruptions
 from audioclf.features import (
     LogMelConfig,
     LogSpecConfig,
@@ -214,13 +215,6 @@ def test_features_config_errors_name_the_key() -> None:
 # --- augmentation -------------------------------------------------------------------------
 
 
-def test_time_shift_exact() -> None:
-    w = np.arange(1, 6, dtype=np.float32)
-    assert time_shift(w, 2).tolist() == [0, 0, 1, 2, 3]
-    assert time_shift(w, -2).tolist() == [3, 4, 5, 0, 0]
-    assert time_shift(w, 0).tolist() == w.tolist()
-
-
 def test_mix_at_snr_gives_the_requested_snr() -> None:
     rng = np.random.default_rng(1)
     signal = sine(500)
@@ -232,18 +226,163 @@ def test_mix_at_snr_gives_the_requested_snr() -> None:
         assert mixed.dtype == np.float32 and abs(got - snr) < 1e-3
 
 
-def test_augment_set_is_seeded_and_records_parameters() -> None:
-    waves = np.stack([sine(f) for f in (300, 600, 900)])
-    noises = {"white": np.random.default_rng(2).standard_normal(3 * RATE).astype(np.float32)}
-    cfg = AugmentConfig(copies=2, noise_probability=1.0, snr_db=(5.0, 5.0), shift_ms=50.0)
-    a, src, applied = augment_set(waves, noises, cfg, RATE)
-    b, _, _ = augment_set(waves, noises, cfg, RATE)
-    assert a.shape == (6, RATE) and a.dtype == np.float32 and np.array_equal(a, b)
-    assert src.tolist() == [0, 1, 2, 0, 1, 2]
-    assert all(p.noise == "white" and p.snr_db == 5.0 for p in applied)
-    assert all(abs(p.shift_samples) <= 800 for p in applied)
-    none, _, _ = augment_set(waves, noises, AugmentConfig(copies=0), RATE)
-    assert none.shape == (0, RATE)
+def noise_file(tmp_path: Path, seconds: float = 3.0, name: str = "white") -> Path:
+    path = tmp_path / f"{name}.wav"
+    rng = np.random.default_rng(2)
+    sf.write(path, 0.1 * rng.standard_normal(int(seconds * RATE)), RATE, subtype="FLOAT")
+    return path
+
+
+def every_transform(p: float = 1.0) -> AugmentConfig:
+    settings = {
+        "time_stretch": {"min_rate": 0.9, "max_rate": 1.1},
+        "pitch_shift": {"min_semitones": -2.0, "max_semitones": 2.0},
+        "shift": {"min_shift": -0.1, "max_shift": 0.1},
+        "reverb": {"min_target_rt60": 0.3, "max_target_rt60": 0.5},
+        "band_pass": {},
+        "gain": {"min_gain_db": -6.0, "max_gain_db": 6.0},
+        "background_noise": {"min_snr_db": 5.0, "max_snr_db": 15.0},
+        "gaussian_noise": {},
+    }
+    return AugmentConfig(
+        name="all",
+        copies=2,
+        chain=tuple(settings),
+        transforms={k: {**v, "p": p} for k, v in settings.items()},
+    )
+
+
+def test_augment_chain_is_seeded_per_clip_and_records_what_it_applied(tmp_path: Path) -> None:
+    cfg = every_transform()
+    files = [noise_file(tmp_path)]
+    waves = [sine(f) for f in (300, 600)]
+    items = [(c, i, waves[i]) for c in range(2) for i in range(2)]
+    first = [Augmenter(cfg, files, RATE)(it) for it in items]
+    again = [Augmenter(cfg, files, RATE)(it) for it in reversed(items)][::-1]  # other order
+    for (a, pa), (b, pb), (copy, index, wave) in zip(first, again, items):
+        assert a.dtype == np.float32 and a.shape == (RATE,)
+        assert np.array_equal(a, b) and pa == pb and not np.array_equal(a, wave)
+        assert (pa["copy"], pa["source_index"]) == (copy, index)
+        assert set(pa) == {"copy", "source_index", *cfg.chain}  # p = 1: every one fired
+        assert pa["background_noise"]["noise_file_path"] == "white"  # the file's stem
+        assert 5.0 <= pa["background_noise"]["snr_db"] <= 15.0
+        json.dumps(pa)  # recorded as JSON lines
+    assert not np.array_equal(first[0][0], first[2][0])  # two copies of a clip differ
+    # p = 0: nothing fires, the clip is unchanged
+    out, applied = Augmenter(every_transform(p=0.0), files, RATE)((0, 0, waves[0]))
+    assert np.array_equal(out, waves[0]) and set(applied) == {"copy", "source_index"}
+
+
+def test_background_noise_is_mixed_at_the_drawn_snr(tmp_path: Path) -> None:
+    cfg = AugmentConfig(
+        copies=1,
+        chain=("background_noise",),
+        transforms={"background_noise": {"p": 1.0, "min_snr_db": 10.0, "max_snr_db": 10.0}},
+    )
+    clean = sine(500)
+    out, applied = Augmenter(cfg, [noise_file(tmp_path)], RATE)((0, 3, clean))
+    added = out.astype(np.float64) - clean
+    snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(added**2))
+    assert applied["background_noise"]["snr_db"] == 10.0 and abs(snr - 10.0) < 0.01
+
+
+def test_augment_settings_are_checked_against_audiomentations(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"augment.transforms.gain.max_db: not an argument of "):
+        parse(AugmentConfig, {"transforms": {"gain": {"max_db": 3}}}, "augment")
+    with pytest.raises(ConfigError, match=r"augment.chain: unknown transform 'warp'. Known: "):
+        parse(AugmentConfig, {"copies": 1, "chain": ["warp"]}, "augment")
+    with pytest.raises(ConfigError, match=r"augment.chain: 'gain' has no settings under"):
+        parse(AugmentConfig, {"copies": 1, "chain": ["gain"]}, "augment")
+    with pytest.raises(ConfigError, match=r"gain.min_gain_db: 20.0 is above max_gain_db \(12.0"):
+        parse(AugmentConfig, {"transforms": {"gain": {"min_gain_db": 20.0}}}, "augment")
+    noisy = AugmentConfig(
+        copies=1, chain=("background_noise",), transforms=every_transform().transforms
+    )
+    with pytest.raises(ConfigError, match=r"background_noise needs noise recordings"):
+        build_chain(noisy, [])
+
+
+# --- corrupted test suite -----------------------------------------------------------------
+
+
+def peak_hz(wave: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return float(np.argmax(spectrum) * RATE / len(wave))
+
+
+def corrupt(type_: str, args: dict, wave: np.ndarray, files=(), clip: int = 0):
+    (s,) = parse_corruptions({type_: {"x": args}})
+    out, applied = Corrupter([s], list(files), RATE, seed=7)((0, clip, wave))
+    assert out.dtype == np.float32 and out.shape == wave.shape
+    again, _ = Corrupter([s], list(files), RATE, seed=7)((0, clip, wave))
+    assert np.array_equal(out, again)  # frozen and seeded: the same every time
+    assert applied["set"] == f"{type_}_x" and applied["clip"] == clip
+    return out, applied[type_]
+
+
+def test_corruptions_do_exactly_what_they_say(tmp_path: Path) -> None:
+    tone = sine(500)
+    out, p = corrupt("speed", {"factor": 1.2}, tone)
+    assert abs(peak_hz(out[4000:12000]) - 600) < 3 and p["factor"] == 1.2
+    out, p = corrupt("pitch", {"semitones": 2.0}, tone)
+    assert abs(peak_hz(out) - 500 * 2 ** (2 / 12)) < 3 and p["num_semitones"] == 2.0
+    low, high = sine(100), sine(1000)
+    out_low, _ = corrupt("telephone", {}, low)
+    out_high, p = corrupt("telephone", {}, high)
+    assert np.std(out_low[4000:]) < 0.05 * np.std(low) and (p["low_hz"], p["high_hz"]) == (
+        300,
+        3400,
+    )
+    assert 0.8 < np.std(out_high[4000:]) / np.std(high) < 1.1
+    ramp = np.linspace(0, 1, RATE, dtype=np.float32)
+    out, p = corrupt("shift", {"seconds": 0.25}, ramp)
+    n = int(0.25 * RATE)
+    expected = np.r_[np.zeros(n), ramp[:-n]] if p["seconds"] > 0 else np.r_[ramp[n:], np.zeros(n)]
+    assert abs(p["seconds"]) == 0.25 and np.allclose(out, expected, atol=0.02)
+    signs = {corrupt("shift", {"seconds": 0.25}, ramp, clip=c)[1]["seconds"] for c in range(16)}
+    assert signs == {0.25, -0.25}  # the direction is drawn per clip
+    out, p = corrupt("clipping", {"percentile": 20}, tone)
+    assert np.abs(out).max() < 0.99 * np.abs(tone).max() and p["percentile_threshold"] == 20
+    out, p = corrupt("reverb", {"rt60": 0.6}, tone)
+    assert p["target_rt60"] == 0.6 and not np.allclose(out, tone)
+    out, p = corrupt("noise", {"snr_db": 0.0}, tone, [noise_file(tmp_path)])
+    added = out.astype(np.float64) - tone
+    assert abs(10 * np.log10(np.mean(tone.astype(np.float64) ** 2) / np.mean(added**2))) < 0.01
+
+
+def test_corruption_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"evaluate.corruptions.blur: unknown corruption"):
+        parse_corruptions({"blur": {"mild": {}}})
+    with pytest.raises(ConfigError, match=r"evaluate.corruptions.noise.snr10.snr_db: required"):
+        parse_corruptions({"noise": {"snr10": {}}})
+    with pytest.raises(ConfigError, match=r"evaluate.corruptions.speed: expected named severities"):
+        parse_corruptions({"speed": [0.8, 1.2]})
+    (s,) = parse_corruptions({"speed": {"silly": {"factor": 9.0}}})
+    with pytest.raises(ConfigError, match=r"evaluate.corruptions.speed.silly: speed factor must"):
+        build(s, [])
+
+
+def test_spec_augment_masks_in_training_only_and_survives_saving(tmp_path: Path) -> None:
+    import keras
+
+    from audioclf.specaugment import SpecAugment
+
+    layer = SpecAugment(freq_masks=2, freq_width=6, time_masks=2, time_width=12, seed=3)
+    x = np.ones((64, 98, 40), dtype=np.float32)
+    y = np.asarray(layer(x, training=True))
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert set(np.unique(y)) <= {0.0, 1.0}
+    masked_frames = (y == 0).all(axis=2).sum(axis=1)  # whole rows = time masks
+    masked_bins = (y == 0).all(axis=1).sum(axis=1)  # whole columns = frequency masks
+    assert masked_frames.max() <= 24 and masked_bins.max() <= 12
+    assert masked_frames.mean() > 3 and masked_bins.mean() > 1  # masks are drawn, per clip
+    assert len({tuple(r) for r in (y == 0).all(axis=2)}) > 32
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+    model = keras.Sequential([keras.Input((98, 40)), layer, keras.layers.GlobalAveragePooling1D()])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.layers[0].get_config()["time_width"] == 12
+    assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 # --- metrics, config, atomic writes -------------------------------------------------------
@@ -268,8 +407,8 @@ def test_parse_rejects_unknown_and_mistyped_keys() -> None:
         parse(AugmentConfig, {"copy": 1}, "augment")
     with pytest.raises(ConfigError, match=r"augment.copies: expected an integer, got 1.5"):
         parse(AugmentConfig, {"copies": 1.5}, "augment")
-    with pytest.raises(ConfigError, match=r"augment.snr_db: needs \[low, high\]"):
-        parse(AugmentConfig, {"snr_db": [10, 0]}, "augment")
+    with pytest.raises(ConfigError, match=r"augment.spec_augment.freq_masks: expected an int"):
+        parse(AugmentConfig, {"spec_augment": {"freq_masks": "two"}}, "augment")
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": [1, 2], "d": "x"}
 
 
@@ -317,20 +456,29 @@ def test_comparison_table_is_best_first_with_corrupted_columns_when_present() ->
             "metrics.epochs_run": [20.0, 20.0, 20.0],
             "metrics.best_val_accuracy": [0.875, 0.8, 0.9],
             "metrics.test_accuracy": [0.8917, 0.85, 0.8917],
+            "metrics.test/acc_clean": [0.8917, None, 0.8917],  # = test_accuracy: no column
+            "metrics.test/acc_speed_slow": [0.7, None, 0.8],
             "metrics.test/acc_noise_snr10": [0.5, None, 0.6],
+            "metrics.test/acc_corrupted_mean": [0.6, None, 0.7],
         }
     )
     df = table(runs)
     assert list(df["run"]) == ["new", "old", "mid"]  # ties: newer first
     assert list(df["features"]) == ["wave 8k", "logmel", "logspec 8k"]
-    assert list(df.columns)[-2:] == ["acc_noise_snr10", "run_id"]
+    assert list(df.columns)[-5:] == [
+        "clean",
+        "noise_snr10",
+        "speed_slow",
+        "corrupted_mean",
+        "run_id",
+    ]
     md = markdown(df).splitlines()
     assert md[0].startswith("| run | model | features | augment | trainable_params |")
     assert md[2] == (
         "| new | wave_cnn1d | wave 8k | noise_shift | 457,452 | 600 | 30.0 | 20 | 0.9000 "
-        "| 0.8917 | 0.6000 |"
+        "| 0.8917 | 0.6000 | 0.8000 | 0.7000 |"
     )
-    assert md[4].endswith("| 0.8500 |  |")  # no corrupted-test value for that run
+    assert md[4].endswith("| 0.8500 |  |  |  |")  # no corrupted-test values for that run
     assert table(pd.DataFrame()).empty
 
 

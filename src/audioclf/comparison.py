@@ -1,8 +1,9 @@
 """The comparison table: one row per finished MLflow run, best test accuracy first.
 
 Input is what ``mlflow.search_runs`` returns (a pandas DataFrame with ``params.*``,
-``metrics.*`` and ``tags.*`` columns). Corrupted-test accuracies (``test/acc_*`` metrics) get a
-column each when any run has them.
+``metrics.*`` and ``tags.*`` columns). Rows are runs (model x augmentation); ``clean`` is the
+test accuracy, then each corrupted test set's accuracy (``test/acc_<set>`` metrics) gets a
+column, and ``corrupted_mean`` their mean: the robustness table.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ COLUMNS = (
     ("s_per_epoch", "metrics.seconds_per_epoch", "{:.1f}"),
     ("epochs", "metrics.epochs_run", "{:.0f}"),
     ("best_val_acc", "metrics.best_val_accuracy", "{:.4f}"),
-    ("test_acc", "metrics.test_accuracy", "{:.4f}"),
+    ("clean", "metrics.test_accuracy", "{:.4f}"),
 )
+MEAN = "corrupted_mean"
 
 
 def features_label(type_: object, rate: object) -> str:
@@ -32,7 +34,7 @@ def features_label(type_: object, rate: object) -> str:
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, ``test_acc`` descending (ties: newer first)."""
+    """One row per run, ``clean`` descending (ties: newer first)."""
     if runs.empty:
         return pd.DataFrame(columns=[c for c, _, _ in COLUMNS])
     runs = runs.sort_values("start_time", ascending=False)
@@ -43,11 +45,16 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
             out[name] = [features_label(t, r) for t, r in zip(runs["params.features.type"], rates)]
         else:
             out[name] = runs.get(source)
-    corrupted = sorted(c for c in runs if c.startswith("metrics.test/acc_"))
+    prefix = "metrics.test/acc_"
+    corrupted = sorted(
+        c for c in runs if c.startswith(prefix) and c not in (f"{prefix}clean", f"{prefix}{MEAN}")
+    )
     for c in corrupted:
-        out[c.removeprefix("metrics.test/")] = runs[c]
+        out[c.removeprefix(prefix)] = runs[c]
+    if f"{prefix}{MEAN}" in runs:
+        out[MEAN] = runs[f"{prefix}{MEAN}"]
     out["run_id"] = runs["run_id"]
-    return out.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
+    return out.sort_values("clean", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def markdown(df: pd.DataFrame) -> str:

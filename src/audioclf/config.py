@@ -5,8 +5,8 @@ work, so a typo or a bad value fails at once with a message that names the key (
 path, e.g. ``features.n_mels``), the bad value and what is allowed.
 
 Schemas are ordinary frozen dataclasses. Field types may be ``int``, ``float``, ``str``,
-``bool``, ``Literal[...]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``X | None`` or another
-dataclass. Extra checks (ranges, relations between fields) go in ``__post_init__`` and raise
+``bool``, ``Literal[...]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict[K, V]``, ``X | None`` or
+another dataclass. Extra checks (ranges, relations between fields) go in ``__post_init__`` and raise
 :class:`ConfigError` through :func:`check`.
 """
 
@@ -121,6 +121,14 @@ def convert(tp: Any, value: Any, key: str) -> Any:
                 f"{key}: unknown value {value!r}. Allowed: {', '.join(map(str, allowed))}"
             )
         return value
+    if origin is dict:
+        key_type, value_type = get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {_show(value)}")
+        return {
+            convert(key_type, k, f"{key}.{k}"): convert(value_type, v, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if origin is tuple:
         args = get_args(tp)
         if not isinstance(value, list | tuple):

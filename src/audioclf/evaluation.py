@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,10 @@ from audioclf.config import check
 class EvaluateConfig:
     batch_size: int = 256  # clips per prediction batch
     experiment: str = "audioclf"  # MLflow experiment the run is logged to
+    # The corrupted test suite (stage `corrupt`, schema in audioclf.corruption):
+    # type -> severity name -> arguments. Per-clip draws are seeded by corruption_seed.
+    corruption_seed: int = 2024
+    corruptions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")

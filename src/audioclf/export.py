@@ -24,6 +24,8 @@ from audioclf.tf import tensorflow
 tensorflow()  # quiet, then Keras on its TensorFlow backend
 import keras  # noqa: E402
 
+import audioclf.specaugment  # noqa: E402, F401  (registers the layer a trained model may hold)
+
 MODEL_FILE = "inference.keras"
 META_FILE = "inference.json"
 

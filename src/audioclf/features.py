@@ -170,7 +170,9 @@ def resample_clips(waves: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray
     if rate_in == rate_out:
         return np.asarray(waves, dtype=np.float32)
     n_out = int(round(waves.shape[1] * rate_out / rate_in))
-    out = resample(np.ascontiguousarray(waves.T), rate_in, rate_out)  # (samples', clips)
+    out = resample(
+        np.ascontiguousarray(waves.T, dtype=np.float32), rate_in, rate_out
+    )  # (samples', clips)
     return np.stack([fit_length(c, n_out) for c in out.T])
 
 

@@ -5,12 +5,13 @@ Shapes: features (clips, frames, bins) float32, labels (clips,) int32 class ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from audioclf.augment import SpecAugmentConfig
 from audioclf.config import check
 from audioclf.tf import tensorflow
 
@@ -53,17 +54,24 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def with_normalization(body, x_train: np.ndarray):  # -> keras.Model
-    """Prepend per-bin standardisation with statistics of the training features.
+def with_normalization(
+    body, x_train: np.ndarray, spec_augment: SpecAugmentConfig | None = None, seed: int = 0
+):  # -> keras.Model
+    """Prepend per-bin standardisation with statistics of the training features, then
+    SpecAugment when ``spec_augment`` is active (masks fill with 0 = the bin's mean).
 
     The statistics are stored in the model, so it needs no separate preprocessing file.
     """
     import keras
 
+    from audioclf.specaugment import SpecAugment
+
     mean = x_train.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)  # (bins,)
     var = x_train.var(axis=(0, 1), dtype=np.float64).astype(np.float32)
     inputs = keras.Input(shape=x_train.shape[1:], name="features")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=var, name="standardize")(inputs)
+    if spec_augment is not None and spec_augment.active:
+        x = SpecAugment(**asdict(spec_augment), seed=seed, name="spec_augment")(x)
     return keras.Model(inputs, body(x), name=body.name)
 
 
@@ -109,4 +117,6 @@ def fit(
         callbacks=callbacks,
         verbose=2,
     )
+    import audioclf.specaugment  # noqa: F401  (registers the layer for loading)
+
     return keras.models.load_model(checkpoint), history.history

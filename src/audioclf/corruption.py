@@ -1,0 +1,240 @@
+"""The corrupted test suite: the clean test clips spoiled in named, frozen ways.
+
+``evaluate.corruptions`` maps a corruption type to its severities, each a name and the
+type's arguments: ``noise: {snr10: {snr_db: 10}}`` is the set ``noise_snr10``, reported as
+``test/acc_noise_snr10``. Every argument is frozen (a severity is one value, not a range); what
+is still drawn per clip (which noise recording and where in it, the direction of a shift) comes
+from (``evaluate.corruption_seed``, set name, clip index) and is recorded, so the suite is the
+same for every model and every run.
+
+Most corruptions are audiomentations transforms with min = max; ``speed`` (tempo and pitch
+together, like playing a tape faster) is not in audiomentations and is a resample here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioclf.augment import apply_chain, plain, seeded
+from audioclf.clips import fit_length, resample
+from audioclf.config import ConfigError, convert
+
+
+class Speed:
+    """Play the clip ``factor`` times as fast (pitch moves with it), then pad/crop the centre."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        self.parameters: dict[str, Any] = {}
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        # Resampling to rate/factor and playing back at rate speeds up by factor.
+        out = resample(samples, sample_rate, int(round(sample_rate / self.factor)))
+        self.parameters = {"should_apply": True, "factor": self.factor}
+        return fit_length(out, len(samples))
+
+
+class SignedShift:
+    """Shift by exactly ``seconds``, earlier or later (drawn per clip), zero-filled."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.parameters: dict[str, Any] = {}
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        import random
+
+        from audiomentations import Shift
+
+        s = self.seconds if random.random() < 0.5 else -self.seconds
+        shift = Shift(min_shift=s, max_shift=s, shift_unit="seconds", rollover=False, p=1.0)
+        out = shift(samples, sample_rate=sample_rate)
+        self.parameters = {"should_apply": True, "seconds": s}
+        return out
+
+
+class Series:
+    """Several audiomentations transforms in a row, reported as one set of ``parameters``."""
+
+    def __init__(self, transforms: list, parameters: dict[str, Any]) -> None:
+        self.transforms = transforms
+        self.parameters = {"should_apply": True, **parameters}
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        for t in self.transforms:
+            samples = t(samples, sample_rate=sample_rate)
+        return samples
+
+
+def noise(snr_db: float, noise_files: list[Path]):
+    """Held-out background noise (the test part of the noise recordings) at ``snr_db``."""
+    from audiomentations import AddBackgroundNoise
+
+    if not noise_files:
+        raise ConfigError(
+            "evaluate.corruptions.noise: the dataset has no noise recordings; "
+            "remove the noise corruption"
+        )
+    files = [str(p) for p in noise_files]
+    return AddBackgroundNoise(files, min_snr_db=snr_db, max_snr_db=snr_db, p=1.0)
+
+
+def speed(factor: float):
+    if not 0.25 <= factor <= 4:
+        raise ConfigError(f"speed factor must be in [0.25, 4], got {factor}")
+    return Speed(factor)
+
+
+def pitch(semitones: float):
+    from audiomentations import PitchShift
+
+    return PitchShift(min_semitones=semitones, max_semitones=semitones, p=1.0)
+
+
+def shift(seconds: float):
+    if seconds <= 0:
+        raise ConfigError(f"shift seconds must be > 0, got {seconds}")
+    return SignedShift(seconds)
+
+
+def telephone(low_hz: float = 300.0, high_hz: float = 3400.0):
+    """The telephone band: 4th-order high-pass at ``low_hz`` and low-pass at ``high_hz``."""
+    from audiomentations import HighPassFilter, LowPassFilter
+
+    if not 0 < low_hz < high_hz:
+        raise ConfigError(f"telephone needs 0 < low_hz < high_hz, got {low_hz}, {high_hz}")
+    return Series(
+        [
+            HighPassFilter(low_hz, low_hz, min_rolloff=24, max_rolloff=24, p=1.0),
+            LowPassFilter(high_hz, high_hz, min_rolloff=24, max_rolloff=24, p=1.0),
+        ],
+        {"low_hz": low_hz, "high_hz": high_hz},
+    )
+
+
+def clipping(percentile: int):
+    """Clip the loudest ``percentile`` % of samples (half at each sign)."""
+    from audiomentations import ClippingDistortion
+
+    return ClippingDistortion(percentile, percentile, p=1.0)
+
+
+def reverb(rt60: float):
+    """A 5 x 4 x 3 m room with reverberation time ``rt60`` (s); talker 1 m from the mic."""
+    from audiomentations import RoomSimulator
+
+    room = {"size_x": 5.0, "size_y": 4.0, "size_z": 3.0, "target_rt60": rt60}
+    place = {"source_x": 2.0, "source_y": 2.0, "source_z": 1.5, "mic_distance": 1.0}
+    place |= {"mic_azimuth": 0.0, "mic_elevation": 0.0}
+    return RoomSimulator(
+        **{f"{m}_{k}": v for k, v in (room | place).items() for m in ("min", "max")},
+        calculation_mode="rt60",
+        use_ray_tracing=False,
+        leave_length_unchanged=True,
+        p=1.0,
+    )
+
+
+CORRUPTIONS: dict[str, Callable[..., Any]] = {
+    "noise": noise,
+    "speed": speed,
+    "pitch": pitch,
+    "shift": shift,
+    "telephone": telephone,
+    "clipping": clipping,
+    "reverb": reverb,
+}
+
+
+@dataclass(frozen=True)
+class CorruptedSet:
+    name: str  # "<type>_<severity>", the metric suffix
+    type: str
+    severity: str
+    params: dict[str, Any]
+
+
+def parse_corruptions(data: Any, key: str = "evaluate.corruptions") -> list[CorruptedSet]:
+    """Validate ``evaluate.corruptions`` (type -> severity -> arguments) into sets."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{key}: expected a mapping of corruption types, got {data!r}")
+    sets = []
+    for type_, severities in data.items():
+        if type_ not in CORRUPTIONS:
+            raise ConfigError(f"{key}.{type_}: unknown corruption. Known: {', '.join(CORRUPTIONS)}")
+        if not isinstance(severities, Mapping) or not severities:
+            raise ConfigError(
+                f"{key}.{type_}: expected named severities, e.g. {{mild: {{...}}}}, "
+                f"got {severities!r}"
+            )
+        build = CORRUPTIONS[type_]
+        hints = typing.get_type_hints(build)
+        sig = inspect.signature(build)
+        allowed = [p for p in sig.parameters if p != "noise_files"]
+        for severity, args in severities.items():
+            sub = f"{key}.{type_}.{severity}"
+            if not str(severity).isidentifier():
+                raise ConfigError(f"{sub}: a severity name must be letters, digits and _")
+            if not isinstance(args, Mapping):
+                raise ConfigError(f"{sub}: expected a mapping of arguments, got {args!r}")
+            for k in args:
+                if k not in allowed:
+                    raise ConfigError(f"{sub}.{k}: unknown argument. Allowed: {', '.join(allowed)}")
+            missing = [
+                p
+                for p in allowed
+                if p not in args and sig.parameters[p].default is inspect.Parameter.empty
+            ]
+            if missing:
+                raise ConfigError(f"{sub}.{missing[0]}: required")
+            params = {k: convert(hints[k], v, f"{sub}.{k}") for k, v in args.items()}
+            sets.append(CorruptedSet(f"{type_}_{severity}", type_, str(severity), params))
+    return sets
+
+
+def build(s: CorruptedSet, noise_files: list[Path]):
+    kwargs = dict(s.params)
+    if "noise_files" in inspect.signature(CORRUPTIONS[s.type]).parameters:
+        kwargs["noise_files"] = noise_files
+    try:
+        return CORRUPTIONS[s.type](**kwargs)
+    except (ConfigError, ValueError, AssertionError) as err:
+        raise ConfigError(f"evaluate.corruptions.{s.type}.{s.severity}: {err}") from None
+
+
+def set_key(name: str) -> int:
+    """A stable number for a set's name: adding or removing a set never changes another."""
+    return zlib.crc32(name.encode())
+
+
+@dataclass
+class Corrupter:
+    """Picklable worker: ``(set index, clip index, wave)`` -> (corrupted wave, parameters)."""
+
+    sets: list[CorruptedSet]
+    noise_files: list[Path]
+    sample_rate: int
+    seed: int
+    _built: dict | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_built": None}
+
+    def __call__(self, item: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, dict]:
+        k, index, wave = item
+        if self._built is None:
+            self._built = {}
+        if k not in self._built:
+            self._built[k] = build(self.sets[k], self.noise_files)
+        s = self.sets[k]
+        with seeded(self.seed, set_key(s.name), index):
+            out, applied = apply_chain([self._built[k]], (s.type,), wave, self.sample_rate)
+        return out, {"set": s.name, "clip": index, **{k: plain(v) for k, v in applied.items()}}
