@@ -13,6 +13,7 @@ and trains 3x faster per clip on a 2-core CPU than BC-ResNet-3 (50k; measured).
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
 
@@ -38,10 +39,8 @@ def build(
         raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
 
     def bn(**kwargs):
-        # Moving statistics with momentum 0.9 (PyTorch's 0.1), not Keras' 0.99: in 12 blocks
-        # deep the slow default lags training so far that inference predicted one class for
-        # every clip after 6 epochs (validation accuracy 0.083 = 1/12; measured).
-        return layers.BatchNormalization(momentum=0.9, **kwargs)
+        # momentum: see BN_MOMENTUM in audioclf.models (why not Keras' 0.99)
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, **kwargs)
 
     def channels(base: int) -> int:
         return max(1, int(round(base * width)))

@@ -9,6 +9,7 @@ original predicts a label per time step instead).
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
 
@@ -31,14 +32,14 @@ def build(
         raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
     inputs = keras.Input(shape=tuple(input_shape), name="spectrogram")  # (frames, bins)
     x = layers.Conv1D(conv_filters, conv_kernel, strides=conv_stride, padding="same")(inputs)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(dropout)(x)
     x = layers.GRU(gru_units, return_sequences=True, name="gru0")(x)
     x = layers.Dropout(dropout)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.GRU(gru_units, name="gru1")(x)  # last state only
     x = layers.Dropout(dropout)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="crnn")

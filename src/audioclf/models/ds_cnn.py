@@ -9,6 +9,7 @@ average pooling, dropout, softmax. Few parameters and multiplies per clip.
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
 
@@ -29,9 +30,8 @@ def build(
         raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
 
     def bn(**kwargs):
-        # Moving statistics with momentum 0.9, not Keras' 0.99: with the slow default,
-        # inference predicted one class for every clip after 6 epochs (measured).
-        return layers.BatchNormalization(momentum=0.9, **kwargs)
+        # momentum: see BN_MOMENTUM in audioclf.models (why not Keras' 0.99)
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, **kwargs)
 
     inputs = keras.Input(shape=tuple(input_shape), name="spectrogram")  # (frames, bins)
     x = layers.Reshape((*input_shape, 1))(inputs)

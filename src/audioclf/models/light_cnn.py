@@ -8,6 +8,7 @@ Written for the 8 kHz log-spectrogram (20 ms window, 10 ms step): 99 frames x 81
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
 
@@ -33,7 +34,7 @@ def build(
         )
     inputs = keras.Input(shape=tuple(input_shape), name="spectrogram")  # (frames, bins)
     x = layers.Reshape((frames, bins, 1))(inputs)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     for i, (widths, kernel) in enumerate((((8, 8), 2), ((16, 16), 3), ((32,), 3))):
         for j, width in enumerate(widths):
             x = layers.Conv2D(width, kernel, activation="relu", name=f"block{i}_conv{j}")(x)
@@ -42,6 +43,6 @@ def build(
     x = layers.Flatten()(x)
     for i in range(2):
         x = layers.Dense(dense, activation="relu", name=f"dense{i}")(x)
-        x = layers.BatchNormalization(name=f"dense{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dense{i}_bn")(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="light_cnn")

@@ -8,6 +8,7 @@ because every filter spans all bins at once.
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
 
@@ -30,7 +31,7 @@ def build(
     x = inputs
     for i, width in enumerate(filters):
         x = layers.Conv1D(width, kernel_size, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
         x = layers.ReLU()(x)
         x = layers.Dropout(dropout)(x)
         if i < len(filters) - 1:

@@ -8,6 +8,7 @@ the clip length and makes the model tolerant to where in the clip the word sits.
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
 
@@ -40,7 +41,7 @@ def build(
                 kernel_regularizer=reg,
                 name=f"block{i}_conv{j}",
             )(x)
-            x = layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn{j}")(x)
             x = layers.ReLU()(x)
         if i < len(filters) - 1:
             x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)

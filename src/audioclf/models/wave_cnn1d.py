@@ -9,6 +9,7 @@ norm, dropout and the softmax classifier.
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "wave"  # (samples, 1)
 
@@ -35,13 +36,13 @@ def build(
     x = inputs
     for i, width in enumerate(filters):
         x = layers.Conv1D(width, kernel_size, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling1D(pool_size, padding="same", name=f"pool{i}")(x)
     x = layers.GlobalMaxPooling1D()(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(dense, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)

@@ -8,6 +8,7 @@ after block i is the sum of the widths so far plus the input's one channel.
 from __future__ import annotations
 
 from audioclf.config import ConfigError
+from audioclf.models import BN_MOMENTUM
 
 INPUT = "wave"  # (samples, 1)
 
@@ -34,14 +35,14 @@ def build(
     x = inputs
     for i, width in enumerate(filters):
         y = layers.Conv1D(width, kernel_size, padding="same", use_bias=False, name=f"conv{i}")(x)
-        y = layers.BatchNormalization(name=f"bn{i}")(y)
+        y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(y)
         y = layers.ReLU()(y)
         x = layers.Concatenate(name=f"skip{i}")([x, y])  # (time, channels so far + width)
         x = layers.MaxPooling1D(pool_size, padding="same", name=f"pool{i}")(x)
     x = layers.GlobalMaxPooling1D()(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(dense, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)

@@ -1,0 +1,113 @@
+"""Clips per second of each augmentation transform, each augment option's chain, and each
+corrupted test set, on this machine, in one process.
+
+Clips are the default dataset's prepared training clips (``data/prepared``: run ``dvc repro``
+first), 1 s at 16 kHz; noise is the training part of its noise recordings. Every transform
+runs at p = 1 so each clip pays for it. The baseline, measured in the same run, is the
+feature cache's own work per clip: the default log-mel features (``features`` stage), so a
+ratio of 0.5 means "twice as slow as computing the clip's features". One process: the stages
+spread the work over all cores (``audioclf.parallel``), ``--workers`` measures that too.
+
+    python benchmarks/augment_throughput.py [--clips 400] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from audioclf.augment import TRANSFORMS, AugmentConfig, Augmenter, write_noise_wavs
+from audioclf.config import parse
+from audioclf.corruption import Corrupter, parse_corruptions
+from audioclf.features import compute, parse_features
+from audioclf.parallel import ordered_map
+
+ROOT = Path(__file__).resolve().parents[1]
+PREPARED = ROOT / "data/prepared"
+
+
+def composed(*overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        return OmegaConf.to_container(compose("config", list(overrides)), resolve=True)
+
+
+def rate_of(fn, n: int) -> float:
+    """Clips per second of ``fn()``, which processes ``n`` clips (one warm-up call first)."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=400, help="clips per measurement")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the stage rows")
+    args = parser.parse_args()
+    if not (PREPARED / "train_x.npy").is_file():
+        raise SystemExit(f"{PREPARED}/train_x.npy not found: run `dvc repro` first")
+    info = json.loads((PREPARED / "labels.json").read_text())
+    rate = info["sample_rate"]
+    waves = np.array(np.load(PREPARED / "train_x.npy", mmap_mode="r")[: args.clips])
+    n = len(waves)
+    with np.load(PREPARED / "noise_train.npz") as z:
+        noises = {k: z[k] for k in z.files}
+    defaults = composed()
+    feats = parse_features(defaults["features"])
+    rows: list[tuple[str, float]] = []
+
+    def features() -> None:
+        for _ in compute(waves, feats, rate):
+            pass
+
+    baseline = rate_of(features, n)
+    print(f"{n} clips of {waves.shape[1] / rate:g} s at {rate} Hz, one process")
+    print(f"baseline: {feats.type} features {baseline:,.0f} clips/s\n")
+    print("| work | clips/s | × features |\n|---|---:|---:|")
+    print(f"| {feats.type} features (baseline) | {baseline:,.0f} | 1.00 |")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_noise_wavs(noises, rate, Path(tmp))
+        heavy = composed("augment=heavy")["augment"]
+        items = [(0, i, w) for i, w in enumerate(waves)]
+
+        def chain_rate(cfg: AugmentConfig) -> float:
+            worker = Augmenter(cfg, files, rate)
+            return rate_of(lambda: [worker(it) for it in items], n)
+
+        for name in TRANSFORMS:
+            one = {**heavy, "name": name, "chain": [name]}
+            one["transforms"] = {**heavy["transforms"], name: {**heavy["transforms"][name], "p": 1}}
+            rows.append((f"transform {name}", chain_rate(parse(AugmentConfig, one, "augment"))))
+        for option in ("light", "heavy"):
+            cfg = parse(AugmentConfig, composed(f"augment={option}")["augment"], "augment")
+            rows.append((f"chain {option} (its p values)", chain_rate(cfg)))
+            worker = Augmenter(cfg, files, rate)
+            rows.append(
+                (
+                    f"chain {option}, {args.workers} processes",
+                    rate_of(lambda w=worker: list(ordered_map(w, items, "", args.workers)), n),
+                )
+            )
+
+        # (The stage mixes the test part of the noise; the cost is the same.)
+        sets = parse_corruptions(defaults["evaluate"]["corruptions"])
+        corrupter = Corrupter(sets, files, rate, seed=0)
+        for k, s in enumerate(sets):
+            work = [(k, i, w) for i, w in enumerate(waves)]
+            speed = rate_of(lambda w=work: [corrupter(x) for x in w], n)
+            rows.append((f"corruption {s.name}", speed))
+
+    for name, r in rows:
+        print(f"| {name} | {r:,.0f} | {r / baseline:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
