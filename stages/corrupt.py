@@ -24,7 +24,7 @@ import numpy as np
 
 from audioclf.atomic import atomic_dir
 from audioclf.augment import write_noise_wavs
-from audioclf.config import ConfigError, load_params, section
+from audioclf.config import convert, load_params, section
 from audioclf.corruption import Corrupter, build, parse_corruptions
 from audioclf.parallel import ordered_map
 from audioclf.report import StageTimer
@@ -37,9 +37,7 @@ def main() -> None:
     timer = StageTimer("corrupt")
     params = load_params()
     sets = parse_corruptions(section(params, "evaluate.corruptions"))
-    seed = section(params, "evaluate.corruption_seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"evaluate.corruption_seed: expected an integer, got {seed!r}")
+    seed = convert(int, section(params, "evaluate.corruption_seed"), "evaluate.corruption_seed")
     rate = json.loads((PREPARED / "labels.json").read_text())["sample_rate"]
     waves = np.load(PREPARED / "test_x.npy", mmap_mode="r")
     with np.load(PREPARED / "noise_test.npz") as z:

@@ -24,7 +24,7 @@ import numpy as np
 
 from audioclf.atomic import atomic_dir
 from audioclf.augment import SpecAugmentConfig
-from audioclf.config import ConfigError, load_params, parse, section
+from audioclf.config import ConfigError, convert, load_params, parse, section
 from audioclf.models import check_input, get_builder, parse_model
 from audioclf.report import StageTimer
 from audioclf.tf import tensorflow
@@ -44,7 +44,7 @@ def main() -> None:
     spec_augment = parse(
         SpecAugmentConfig, section(params, "augment.spec_augment"), "augment.spec_augment"
     )
-    augment_seed = section(params, "augment.seed")
+    augment_seed = convert(int, section(params, "augment.seed"), "augment.seed")
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
     info = json.loads((FEATURES / "info.json").read_text())
     check_input(model_cfg, info["features"]["type"])

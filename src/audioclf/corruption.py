@@ -14,6 +14,7 @@ together, like playing a tape faster) is not in audiomentations and is a resampl
 from __future__ import annotations
 
 import inspect
+import random
 import typing
 import zlib
 from collections.abc import Callable, Mapping
@@ -50,10 +51,9 @@ class SignedShift:
         self.parameters: dict[str, Any] = {}
 
     def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        import random
-
         from audiomentations import Shift
 
+        # Seeded per clip by the caller (``augment.seeded``), like audiomentations' own draws.
         s = self.seconds if random.random() < 0.5 else -self.seconds
         shift = Shift(min_shift=s, max_shift=s, shift_unit="seconds", rollover=False, p=1.0)
         out = shift(samples, sample_rate=sample_rate)
