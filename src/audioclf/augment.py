@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from audioclf.config import ConfigError, check, convert
+from audioclf.config import ConfigError, check, convert, parse_kwargs
 
 # Our name -> (audiomentations class name, arguments we fix). The fixed ones keep every
 # transform length-preserving and ranges in physical units.
@@ -107,18 +107,21 @@ def transform_kwargs(name: str, settings: Any) -> dict[str, Any]:
     if not isinstance(settings, Mapping):
         raise ConfigError(f"{key}: expected a mapping of settings, got {settings!r}")
     cls_name, fixed = TRANSFORMS[name]
-    params = inspect.signature(transform_class(name).__init__).parameters
-    allowed = [p for p in params if p not in ("self", "sounds_path", *fixed)]
+    init = transform_class(name).__init__
+    parse_kwargs(  # the keys only: values go to audiomentations as they are
+        init,
+        settings,
+        key,
+        skip=("sounds_path", *fixed),
+        unknown=f"not an argument of audiomentations.{cls_name}",
+        typed=False,
+    )
     for k, v in settings.items():
-        if k not in allowed:
-            raise ConfigError(
-                f"{key}.{k}: not an argument of audiomentations.{cls_name}. "
-                f"Allowed: {', '.join(allowed)}"
-            )
         if not isinstance(v, int | float | str | bool):
             raise ConfigError(f"{key}.{k}: expected a number, string or boolean, got {v!r}")
     # audiomentations does not check every range; an inverted one is refused here.
-    given = {k: v.default for k, v in params.items() if k in allowed} | dict(settings)
+    params = inspect.signature(init).parameters
+    given = {k: p.default for k, p in params.items() if p.default is not p.empty} | dict(settings)
     for k, low in given.items():
         high = given.get("max_" + k.removeprefix("min_"))
         numbers = isinstance(low, int | float) and isinstance(high, int | float)

@@ -13,6 +13,7 @@ another dataclass. Extra checks (ranges, relations between fields) go in ``__pos
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -157,6 +158,36 @@ def convert(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a string, got {_show(value)}")
         return value
     raise TypeError(f"{key}: unsupported schema type {tp!r}")
+
+
+def parse_kwargs(
+    fn: Any,
+    data: Mapping[str, Any],
+    key: str,
+    skip: tuple[str, ...] = (),
+    unknown: str = "unknown argument",
+    typed: bool = True,
+) -> dict[str, Any]:
+    """Check ``data`` (found at ``key``) as keyword arguments of ``fn``: every key one of its
+    parameters (less ``skip``), every required one present; with ``typed``, each value
+    converted to its annotated type. The message for a stray key is ``"<key>.<k>: <unknown>.
+    Allowed: ..."``."""
+    params = inspect.signature(fn).parameters
+    allowed = [
+        n
+        for n, p in params.items()
+        if n not in ("self", *skip) and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    for k in data:
+        if k not in allowed:
+            raise ConfigError(f"{key}.{k}: {unknown}. Allowed: {', '.join(allowed)}")
+    missing = [n for n in allowed if n not in data and params[n].default is params[n].empty]
+    if missing:
+        raise ConfigError(f"{key}.{missing[0]}: required")
+    if not typed:
+        return dict(data)
+    hints = typing.get_type_hints(fn)
+    return {k: convert(hints.get(k, Any), v, f"{key}.{k}") for k, v in data.items()}
 
 
 def _show(value: Any) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import random
-import typing
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 
 from audioclf.augment import apply_chain, plain, seeded
 from audioclf.clips import fit_length, resample
-from audioclf.config import ConfigError, convert
+from audioclf.config import ConfigError, parse_kwargs
 
 
 class Speed:
@@ -175,27 +174,13 @@ def parse_corruptions(data: Any, key: str = "evaluate.corruptions") -> list[Corr
                 f"{key}.{type_}: expected named severities, e.g. {{mild: {{...}}}}, "
                 f"got {severities!r}"
             )
-        build = CORRUPTIONS[type_]
-        hints = typing.get_type_hints(build)
-        sig = inspect.signature(build)
-        allowed = [p for p in sig.parameters if p != "noise_files"]
         for severity, args in severities.items():
             sub = f"{key}.{type_}.{severity}"
             if not str(severity).isidentifier():
                 raise ConfigError(f"{sub}: a severity name must be letters, digits and _")
             if not isinstance(args, Mapping):
                 raise ConfigError(f"{sub}: expected a mapping of arguments, got {args!r}")
-            for k in args:
-                if k not in allowed:
-                    raise ConfigError(f"{sub}.{k}: unknown argument. Allowed: {', '.join(allowed)}")
-            missing = [
-                p
-                for p in allowed
-                if p not in args and sig.parameters[p].default is inspect.Parameter.empty
-            ]
-            if missing:
-                raise ConfigError(f"{sub}.{missing[0]}: required")
-            params = {k: convert(hints[k], v, f"{sub}.{k}") for k, v in args.items()}
+            params = parse_kwargs(CORRUPTIONS[type_], args, sub, skip=("noise_files",))
             sets.append(CorruptedSet(f"{type_}_{severity}", type_, str(severity), params))
     return sets
 

@@ -13,9 +13,7 @@ model chooses its input and models with the same features share one cached featu
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from audioclf.config import ConfigError, convert
+from audioclf.config import ConfigError, parse_kwargs
 
 
 def available() -> list[str]:
@@ -91,18 +89,11 @@ def parse_model(data: Any, key: str = "model") -> ModelConfig:
     if not isinstance(data, Mapping) or "name" not in data:
         raise ConfigError(f"{key}.name: required; available models: {', '.join(available())}")
     name = data["name"]
-    build = get_builder(name)
-    sig = inspect.signature(build)
-    hints = typing.get_type_hints(build)
-    allowed = [p for p in sig.parameters if p not in ("input_shape", "num_classes")]
-    hparams = {}
-    for k, v in data.items():
-        if k == "name":
-            continue
-        if k not in allowed:
-            raise ConfigError(
-                f"{key}.{k}: unknown hyperparameter for model {name!r}. "
-                f"Allowed: {', '.join(allowed)}"
-            )
-        hparams[k] = convert(hints.get(k, Any), v, f"{key}.{k}")
+    hparams = parse_kwargs(
+        get_builder(name),
+        {k: v for k, v in data.items() if k != "name"},
+        key,
+        skip=("input_shape", "num_classes"),
+        unknown=f"unknown hyperparameter for model {name!r}",
+    )
     return ModelConfig(name, input_kind(name), hparams)
