@@ -2,7 +2,8 @@
 
 Reads:  data/prepared/{train,validation,test}_x.npy, labels.json
 Writes: data/features/{train,validation,test}_x.npy  float32 (clips, frames, bins),
-        memory-mappable; labels stay in data/prepared/*_y.npy
+        memory-mappable; labels stay in data/prepared/*_y.npy. Streams: read and written
+        batch by batch, so memory stays bounded at any dataset size.
         data/features/info.json  features config, shape, prepared and input sample rates
 Params: features
 """
@@ -12,11 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from audioclf.atomic import atomic_dir
 from audioclf.config import load_params, section, to_dict
 from audioclf.features import input_rate, output_shape, parse_features, write_npy
+from audioclf.npystream import shape_of
 from audioclf.report import StageTimer
 from audioclf.splits import SPLITS
 
@@ -34,9 +34,10 @@ def main() -> None:
     total = 0
     with atomic_dir(OUT) as tmp:
         for split in SPLITS:
-            waves = np.load(PREPARED / f"{split}_x.npy", mmap_mode="r")
-            write_npy(tmp / f"{split}_x.npy", waves, cfg, rate, f"features: {split}")
-            total += len(waves)
+            # Read and written batch by batch: memory stays bounded at any dataset size.
+            source = PREPARED / f"{split}_x.npy"
+            write_npy(tmp / f"{split}_x.npy", source, cfg, rate, f"features: {split}")
+            total += shape_of(source)[0][0]
         meta = {
             "features": to_dict(cfg),
             "shape": list(shape),  # (frames, bins) per clip

@@ -13,7 +13,7 @@ TensorFlow is imported inside the functions that need it (``import tensorflow`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from audioclf.clips import fit_length, resample
 from audioclf.config import ConfigError, check, parse
+from audioclf.npystream import NpyWriter, iter_rows, shape_of
 from audioclf.tf import tensorflow
 
 
@@ -248,41 +249,63 @@ def make_transform(cfg: FeaturesConfig, sample_rate: int):  # -> Callable[[tf.Te
 
 
 def compute(
-    waves: np.ndarray, cfg: FeaturesConfig, sample_rate: int, batch_size: int = 256
+    waves: np.ndarray | Iterable[np.ndarray],
+    cfg: FeaturesConfig,
+    sample_rate: int,
+    batch_size: int = 256,
+    *,
+    n_samples: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield features for ``waves`` (clips, samples) at ``sample_rate`` in batches of
-    ``batch_size`` clips, resampled first if the config asks for another rate.
+    """Yield features for ``waves`` at ``sample_rate``, batch by batch: ``waves`` is an array
+    (clips, n_samples) cut into ``batch_size`` batches, or an iterable of such batches (e.g.
+    ``npystream.iter_rows``) of clips of ``n_samples``. Clips are resampled first if the
+    config asks for another rate.
 
-    Batches keep memory bounded: ``waves`` may be a memory-mapped array of any length.
+    Batches keep memory bounded whatever the number of clips.
     """
     tf = tensorflow()
 
     rate = input_rate(cfg, sample_rate)
+    if isinstance(waves, np.ndarray):
+        array, n_samples = waves, waves.shape[1]
+        waves = (array[i : i + batch_size] for i in range(0, len(array), batch_size))
+    elif n_samples is None:
+        raise TypeError("compute: pass n_samples with an iterable of batches")
     transform = tf.function(
         make_transform(cfg, rate),
-        input_signature=[tf.TensorSpec([None, input_samples(cfg, sample_rate, waves.shape[1])])],
+        input_signature=[tf.TensorSpec([None, input_samples(cfg, sample_rate, n_samples)])],
     )
-    for start in range(0, len(waves), batch_size):
-        batch = resample_clips(waves[start : start + batch_size], sample_rate, rate)
+    for batch in waves:
+        batch = resample_clips(batch, sample_rate, rate)
         yield transform(tf.constant(batch)).numpy()
 
 
 def write_npy(
-    path: Path, waves: np.ndarray, cfg: FeaturesConfig, sample_rate: int, desc: str
+    path: Path,
+    waves: np.ndarray | Path,
+    cfg: FeaturesConfig,
+    sample_rate: int,
+    desc: str,
+    batch_size: int = 256,
 ) -> tuple[int, int]:
-    """Compute features for ``waves`` (clips, samples) into a new memory-mapped .npy at ``path``.
+    """Compute features for ``waves`` (clips, samples) into a new .npy at ``path``.
 
-    Written batch by batch, so memory stays at one batch whatever the number of clips; a
-    progress bar shows when the output is a terminal. Returns (frames, bins).
+    ``waves`` is an array or the path of a .npy holding it; a file is read batch by batch and
+    the output appended batch by batch, so memory stays at one batch whatever the number of
+    clips. A progress bar shows when the output is a terminal. Returns (frames, bins).
     """
-    shape = output_shape(cfg, sample_rate, waves.shape[1])
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(waves), *shape))
-    with tqdm(total=len(waves), desc=desc, unit="clip", disable=None) as bar:
-        k = 0
-        for batch in compute(waves, cfg, sample_rate):
-            out[k : k + len(batch)] = batch
-            k += len(batch)
+    if isinstance(waves, Path):
+        (n_clips, n_samples), _, _ = shape_of(waves)
+        batches = iter_rows(waves, batch_size)
+    else:
+        n_clips, n_samples = waves.shape
+        batches = waves
+    shape = output_shape(cfg, sample_rate, n_samples)
+    with (
+        NpyWriter(path, np.float32, shape) as out,
+        tqdm(total=n_clips, desc=desc, unit="clip", disable=None) as bar,
+    ):
+        for batch in compute(batches, cfg, sample_rate, batch_size, n_samples=n_samples):
+            out.append(batch)
             bar.update(len(batch))
-    out.flush()
-    del out  # closes the memory map before the caller renames the folder
     return shape
