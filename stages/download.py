@@ -1,10 +1,18 @@
-"""Stage `download`: materialise the raw dataset under data/raw.
+"""Stage `download`: materialise the dataset ``data.name`` under data/raw.
 
-For ``data.name: synthetic`` (the default) nothing is downloaded: spoken commands are
-generated offline with espeak-ng, deterministically (same params -> byte-identical files).
+Every dataset lands in the Speech Commands layout (see ``audioclf.datasets``): class folders
+of clips, optional ``_background_noise_/`` and the dataset's own split lists.
 
-Reads:  nothing (synthetic)
-Writes: data/raw/<word>/<speaker>_nohash_<n>.wav, data/raw/_background_noise_/*.wav
+- ``synthetic`` (default): spoken commands generated offline with espeak-ng; nothing is
+  downloaded, and the same params give byte-identical files.
+- ``speech_commands``: the official archive (cached outside the repository, verified).
+- ``fsdd``: the Free Spoken Digit Dataset, downloaded or from a local copy.
+- ``folder``: any folder of class folders. ``timit_gender``: a local TIMIT copy.
+
+data/raw appears only when the dataset is complete: an interrupted run leaves nothing.
+
+Reads:  the dataset's source (nothing for synthetic)
+Writes: data/raw/<class>/*.wav, data/raw/_background_noise_/*.wav, data/raw/*_list.txt
 Params: data.name, data.download
 """
 
@@ -13,32 +21,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioclf.atomic import atomic_dir
-from audioclf.config import ConfigError, load_params, parse, section
+from audioclf.config import load_params, parse, section
+from audioclf.datasets import module
 from audioclf.report import StageTimer
-from audioclf.synth import SyntheticConfig, generate
 
 OUT = Path("data/raw")
-DATASETS = ("synthetic",)
 
 
 def main() -> None:
     timer = StageTimer("download")
     params = load_params()
-    name = section(params, "data.name")
-    if name not in DATASETS:
-        raise ConfigError(
-            f"data.name: unknown dataset {name!r}. Available: {', '.join(DATASETS)} "
-            "(pick one with `dvc exp run -S data=<name>`)"
-        )
-    cfg = parse(SyntheticConfig, section(params, "data.download"), "data.download")
+    dataset = module(section(params, "data.name"))
+    cfg = parse(dataset.Config, section(params, "data.download"), "data.download")
     with atomic_dir(OUT) as tmp:
-        s = generate(cfg, tmp, progress=True)
-    timer.summary(
-        "nothing (synthetic dataset, generated offline with espeak-ng)",
-        f"{s.clips} clips of {len(s.clips_per_word)} words by {s.speakers} speakers and "
-        f"{len(s.noise_files)} background-noise recordings to {OUT}",
-        f"{s.noisy_fraction:.0%} of clips noisy, median SNR {s.snr_db_median:.1f} dB",
-    )
+        done = dataset.materialise(cfg, tmp, progress=True)
+    timer.summary(done.read, f"{done.wrote} to {OUT}", done.notes)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""Datasets: each module materialises one dataset under data/raw in the Speech Commands layout.
+
+The layout every dataset is brought into, and ``prepare`` reads::
+
+    data/raw/<class>/<file>.wav            clips, any rate/channels/length
+    data/raw/_background_noise_/*.wav      optional noise recordings (silence, augmentation)
+    data/raw/validation_list.txt           optional: the dataset's own split, one path
+    data/raw/testing_list.txt              relative to data/raw per line
+
+A dataset module defines ``Config`` (the typed schema of ``data.download``) and
+``materialise(cfg, out, progress) -> Materialised``, which fills the empty folder ``out`` (the
+``download`` stage renames it to data/raw only when it is complete). Adding a dataset = one
+module here + one ``conf/data/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from audioclf.config import ConfigError
+
+NOISE_DIR = "_background_noise_"
+LISTS = {"validation": "validation_list.txt", "test": "testing_list.txt"}
+NAMES = ("synthetic", "speech_commands", "folder", "fsdd", "timit_gender")
+
+
+@dataclass(frozen=True)
+class Materialised:
+    """What ``materialise`` did, for the stage's one-line summary."""
+
+    read: str  # where the data came from
+    wrote: str  # what is now in data/raw
+    notes: str = ""  # skipped files, verification, ...
+
+
+def module(name: str) -> ModuleType:
+    """The module of dataset ``name`` (``data.name``); a clear error for an unknown one."""
+    if name not in NAMES:
+        raise ConfigError(
+            f"data.name: unknown dataset {name!r}. Available: {', '.join(NAMES)} "
+            "(pick one with `dvc exp run -S data=<name>`)"
+        )
+    return importlib.import_module(f"audioclf.datasets.{name}")
+
+
+def repo_root() -> Path:
+    """The repository: ``DVC_ROOT`` (also inside queued experiments' temporary copies)."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def local_path(value: str, key: str, what: str = "folder") -> Path:
+    """A user-given path, relative ones taken from the repository root; it must exist."""
+    if value == "???":  # conf/data/*.yaml's "required" marker, composed as is when unset
+        raise ConfigError(f"{key}: required; set it with `dvc exp run -S {key}=<{what}>`")
+    path = Path(os.path.expanduser(value))
+    path = path if path.is_absolute() else repo_root() / path
+    if not path.exists():
+        raise FileNotFoundError(f"{key}: {value!r} ({path}) does not exist; set it to the {what}")
+    if "folder" in what and not path.is_dir():  # every caller's `what` names a folder
+        raise NotADirectoryError(f"{key}: {value!r} ({path}) is a file, not a folder")
+    return path
+
+
+def cache_dir(value: str | None) -> Path:
+    """Where downloaded archives are kept: ``value``, else ``$AUDIOCLF_CACHE``, else
+    ``~/.cache/audioclf``. Outside the repository, so experiments and clones share it."""
+    chosen = value or os.environ.get("AUDIOCLF_CACHE") or "~/.cache/audioclf"
+    path = Path(os.path.expanduser(chosen))
+    path = path if path.is_absolute() else repo_root() / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy one file (never a hard link: DVC makes its cache read-only, which would change
+    the user's original through a shared inode)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def write_list(out: Path, split: str, paths: Iterable[str]) -> int:
+    """Write the split list ``LISTS[split]`` (sorted paths relative to ``out``)."""
+    paths = sorted(paths)
+    (out / LISTS[split]).write_text("".join(f"{p}\n" for p in paths))
+    return len(paths)
