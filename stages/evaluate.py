@@ -105,6 +105,7 @@ def main() -> None:
 
     metrics = {
         "test_accuracy": test["accuracy"],
+        "test_balanced_accuracy": test["balanced_accuracy"],
         "test_loss": test["loss"],
         "best_val_accuracy": trained["best_val_accuracy"],
         "best_val_loss": trained["best_val_loss"],
@@ -152,7 +153,8 @@ def main() -> None:
     timer.summary(
         f"{len(y_test)} test clips, {MODEL}/model.keras",
         f"{REPORTS}/metrics.json, predictions.csv, confusion.png, curves.png; MLflow run {run_id}",
-        f"test accuracy {test['accuracy']:.4f}{corrupted}",
+        f"test accuracy {test['accuracy']:.4f} (balanced {test['balanced_accuracy']:.4f})"
+        f"{corrupted}",
     )
 
 

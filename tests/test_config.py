@@ -10,13 +10,13 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from audioclf import datasets
 from audioclf.augment import AugmentConfig
 from audioclf.config import ConfigError, parse, section
 from audioclf.corruption import parse_corruptions
 from audioclf.evaluation import EvaluateConfig
 from audioclf.features import parse_features
 from audioclf.models import available, check_input, parse_model
-from audioclf.synth import SyntheticConfig
 from audioclf.training import TrainConfig
 from stages.prepare import PrepareConfig
 
@@ -34,7 +34,8 @@ def composed(overrides: list[str] | None = None) -> dict:
 
 def validate(params: dict) -> None:
     """Build every stage's schema, as the stages do before any work."""
-    parse(SyntheticConfig, section(params, "data.download"), "data.download")
+    dataset = datasets.module(section(params, "data.name"))
+    parse(dataset.Config, section(params, "data.download"), "data.download")
     parse(PrepareConfig, section(params, "data.prepare"), "data.prepare")
     parse_features(section(params, "features"))
     parse(AugmentConfig, section(params, "augment"), "augment")
@@ -203,6 +204,13 @@ def test_dvc_yaml_lists_exactly_the_code_each_stage_imports(stage: str) -> None:
     declared = {d for d in DVC[stage]["deps"] if d.startswith(("src/", "stages/"))}
     expected = {p.relative_to(ROOT).as_posix() for p in package_imports(module)}
     expected.add(f"stages/{stage}.py")
+    if "src/audioclf/datasets/__init__.py" in expected:
+        # The dataset module is chosen by params (templated as ${data.name}); what any of
+        # them imports is listed.
+        expected.add("src/audioclf/datasets/${data.name}.py")
+        for name in datasets.NAMES:
+            path = ROOT / "src/audioclf/datasets" / f"{name}.py"
+            expected |= {p.relative_to(ROOT).as_posix() for p in package_imports(path)}
     if "src/audioclf/models/__init__.py" in expected:
         # The model module is chosen by params: templated as ${model.name}; each model's own
         # imports must already be listed.

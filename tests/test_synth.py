@@ -12,7 +12,7 @@ import soundfile as sf
 import yaml
 from scipy import signal
 
-from audioclf import synth
+from audioclf import mixing, synth
 from audioclf.config import ConfigError, parse
 from audioclf.mixing import mix_at_snr
 from audioclf.synth import SyntheticConfig
@@ -99,7 +99,7 @@ def test_speakers_are_reproducible_and_well_formed():
 @pytest.mark.parametrize("kind", ["white", "pink", "brown", "blue", "violet"])
 def test_colored_noise_has_the_exact_spectral_slope(kind):
     n = 2**16
-    noise = synth.colored_noise(kind, n, np.random.default_rng(0))
+    noise = mixing.colored_noise(kind, n, np.random.default_rng(0))
     assert noise.dtype == np.float32 and noise.shape == (n,)
     assert np.sqrt(np.mean(noise.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-5)
     # Slope of log power vs log frequency over 60 Hz .. 6 kHz (at 16 kHz), periodogram
@@ -107,12 +107,12 @@ def test_colored_noise_has_the_exact_spectral_slope(kind):
     freqs, power = signal.welch(noise, fs=16000, nperseg=1024)
     band = (freqs >= 60) & (freqs <= 6000)
     slope = np.polyfit(np.log10(freqs[band]), np.log10(power[band]), 1)[0]
-    assert slope == pytest.approx(synth.SPECTRAL_EXPONENT[kind], abs=0.1)
+    assert slope == pytest.approx(mixing.SPECTRAL_EXPONENT[kind], abs=0.1)
 
 
 def test_colored_noise_rejects_unknown_colour():
     with pytest.raises(ValueError, match="grey.*pink"):
-        synth.colored_noise("grey", 100, np.random.default_rng(0))
+        mixing.colored_noise("grey", 100, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("snr_db", [-5.0, 0.0, 7.5, 30.0])

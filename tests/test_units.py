@@ -446,6 +446,7 @@ def test_comparison_table_is_best_first_with_corrupted_columns_when_present() ->
             "run_id": ["a", "b", "c"],
             "start_time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"]),
             "tags.mlflow.runName": ["old", "mid", "new"],
+            "params.data.name": ["synthetic", "synthetic", "fsdd"],
             "params.model.name": ["spec_cnn2d", "light_cnn", "wave_cnn1d"],
             "params.features.type": ["logmel", "logspec", "wave"],
             "params.features.sample_rate": ["None", "8000", "8000"],
@@ -456,6 +457,7 @@ def test_comparison_table_is_best_first_with_corrupted_columns_when_present() ->
             "metrics.epochs_run": [20.0, 20.0, 20.0],
             "metrics.best_val_accuracy": [0.875, 0.8, 0.9],
             "metrics.test_accuracy": [0.8917, 0.85, 0.8917],
+            "metrics.test_balanced_accuracy": [0.89, None, 0.88],  # older runs lack it
             "metrics.test/acc_clean": [0.8917, None, 0.8917],  # = test_accuracy: no column
             "metrics.test/acc_speed_slow": [0.7, None, 0.8],
             "metrics.test/acc_noise_snr10": [0.5, None, 0.6],
@@ -465,20 +467,21 @@ def test_comparison_table_is_best_first_with_corrupted_columns_when_present() ->
     df = table(runs)
     assert list(df["run"]) == ["new", "old", "mid"]  # ties: newer first
     assert list(df["features"]) == ["wave 8k", "logmel", "logspec 8k"]
-    assert list(df.columns)[-5:] == [
+    assert list(df.columns)[-6:] == [
         "clean",
+        "balanced",
         "noise_snr10",
         "speed_slow",
         "corrupted_mean",
         "run_id",
     ]
     md = markdown(df).splitlines()
-    assert md[0].startswith("| run | model | features | augment | trainable_params |")
+    assert md[0].startswith("| run | data | model | features | augment | trainable_params |")
     assert md[2] == (
-        "| new | wave_cnn1d | wave 8k | noise_shift | 457,452 | 600 | 30.0 | 20 | 0.9000 "
-        "| 0.8917 | 0.6000 | 0.8000 | 0.7000 |"
+        "| new | fsdd | wave_cnn1d | wave 8k | noise_shift | 457,452 | 600 | 30.0 | 20 | 0.9000 "
+        "| 0.8917 | 0.8800 | 0.6000 | 0.8000 | 0.7000 |"
     )
-    assert md[4].endswith("| 0.8500 |  |  |  |")  # no corrupted-test values for that run
+    assert md[4].endswith("| 0.8500 |  |  |  |  |")  # no corrupted-test values for that run
     assert table(pd.DataFrame()).empty
 
 

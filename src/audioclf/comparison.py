@@ -1,9 +1,10 @@
 """The comparison table: one row per finished MLflow run, best test accuracy first.
 
 Input is what ``mlflow.search_runs`` returns (a pandas DataFrame with ``params.*``,
-``metrics.*`` and ``tags.*`` columns). Rows are runs (model x augmentation); ``clean`` is the
-test accuracy, then each corrupted test set's accuracy (``test/acc_<set>`` metrics) gets a
-column, and ``corrupted_mean`` their mean: the robustness table.
+``metrics.*`` and ``tags.*`` columns). Rows are runs (dataset x model x augmentation);
+``clean`` is the test accuracy, ``balanced`` the balanced accuracy, then each corrupted test
+set's accuracy (``test/acc_<set>`` metrics) gets a column, and ``corrupted_mean`` their mean:
+the robustness table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 # (column, source column in search_runs, format)
 COLUMNS = (
     ("run", "tags.mlflow.runName", "{}"),
+    ("data", "params.data.name", "{}"),
     ("model", "params.model.name", "{}"),
     ("features", None, "{}"),
     ("augment", "params.augment.name", "{}"),
@@ -22,6 +24,7 @@ COLUMNS = (
     ("epochs", "metrics.epochs_run", "{:.0f}"),
     ("best_val_acc", "metrics.best_val_accuracy", "{:.4f}"),
     ("clean", "metrics.test_accuracy", "{:.4f}"),
+    ("balanced", "metrics.test_balanced_accuracy", "{:.4f}"),
 )
 MEAN = "corrupted_mean"
 
@@ -67,7 +70,7 @@ def markdown(df: pd.DataFrame) -> str:
             return ""
         return formats.get(col, "{:.4f}").format(value).replace("|", "\\|")
 
-    numeric = {c for c in cols if c not in ("run", "model", "features", "augment")}
+    numeric = {c for c in cols if c not in ("run", "data", "model", "features", "augment")}
     lines = [
         "| " + " | ".join(cols) + " |",
         "|" + "|".join("---:" if c in numeric else "---" for c in cols) + "|",

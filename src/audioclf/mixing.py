@@ -1,8 +1,11 @@
-"""Mix a noise into a signal at an exact signal-to-noise ratio."""
+"""Coloured noise, and mixing a noise into a signal at an exact signal-to-noise ratio."""
 
 from __future__ import annotations
 
 import numpy as np
+
+# Exponent a of the power spectrum P(f) ~ f**a of each coloured noise.
+SPECTRAL_EXPONENT = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0, "violet": 2.0}
 
 
 def mix_at_snr(
@@ -30,3 +33,25 @@ def mix_at_snr(
         return (s + v).astype(np.float32)
     gain = np.sqrt(p_signal / (p_noise * 10.0 ** (snr_db / 10.0)))
     return (s + gain * v).astype(np.float32)
+
+
+def colored_noise(kind: str, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of shape (n_samples,), float32, RMS 1, power spectrum ~ f**a exactly.
+
+    a = 0 white, -1 pink, -2 brown, +1 blue, +2 violet (SPECTRAL_EXPONENT). White noise is
+    shaped in the frequency domain: every rfft bin k > 0 is scaled by k**(a/2), so the
+    expected power follows f**a exactly over the whole band; the DC bin is zeroed (an f**a
+    with a < 0 is infinite there).
+    """
+    if kind not in SPECTRAL_EXPONENT:
+        raise ValueError(f"unknown noise colour {kind!r}. Allowed: {', '.join(SPECTRAL_EXPONENT)}")
+    if n_samples < 2:
+        raise ValueError(f"n_samples: need at least 2 samples, got {n_samples}")
+    white = rng.standard_normal(n_samples)
+    spectrum = np.fft.rfft(white)
+    k = np.arange(spectrum.size, dtype=np.float64)
+    k[0] = 1.0  # placeholder, the DC bin is zeroed below
+    spectrum *= k ** (SPECTRAL_EXPONENT[kind] / 2.0)
+    spectrum[0] = 0.0
+    noise = np.fft.irfft(spectrum, n=n_samples)
+    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)

@@ -12,6 +12,7 @@ The files are ordinary ``.npy`` (format 1.0): ``np.load`` reads them, with or wi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,28 @@ class NpyWriter:
             )
         self._f.write(rows.tobytes())
         self.rows += len(rows)
+
+    def append_rows_of(self, path: str | Path, first: int, count: int) -> None:
+        """Append rows ``first .. first + count`` of the .npy at ``path`` (same dtype and row
+        shape), copied by the kernel (``os.copy_file_range``): no pass through Python."""
+        shape, dtype, offset = shape_of(path)
+        if dtype != self.dtype or tuple(shape[1:]) != self.row_shape:
+            raise ValueError(
+                f"{path}: rows {dtype} {shape[1:]}, expected {self.dtype} {self.row_shape}"
+            )
+        if first < 0 or first + count > shape[0]:
+            raise ValueError(f"{path}: rows {first}..{first + count} out of {shape[0]}")
+        row_bytes = self.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
+        self._f.flush()
+        with Path(path).open("rb") as src:
+            start, left = offset + first * row_bytes, count * row_bytes
+            while left:
+                done = os.copy_file_range(src.fileno(), self._f.fileno(), left, start)
+                if done == 0:
+                    raise ValueError(f"{path}: ended early (truncated?)")
+                start, left = start + done, left - done
+        self._f.seek(0, os.SEEK_END)
+        self.rows += count
 
     def close(self) -> None:
         if self._f.closed:

@@ -19,16 +19,24 @@ def n_workers() -> int:
 
 
 def ordered_map(
-    fn: Callable[[A], R], items: list[A], desc: str, workers: int | None = None
+    fn: Callable[[A], R],
+    items: list[A],
+    desc: str | None,
+    workers: int | None = None,
+    min_items: int = 64,
 ) -> Iterator[R]:
     """``map(fn, items)`` in order, in ``workers`` processes; ``fn`` must be picklable.
 
     Results come back in input order, so output never depends on the number of workers.
+    Fewer than ``min_items`` items run in this process: starting workers (each imports the
+    modules ``fn`` needs) costs more than a small job. ``desc=None``: no progress bar.
     """
     workers = n_workers() if workers is None else workers
-    bar = tqdm(total=len(items), desc=desc, unit="clip", mininterval=1.0, disable=None)
+    bar = tqdm(
+        total=len(items), desc=desc, unit="clip", mininterval=1.0, disable=desc is None or None
+    )
     chunks = max(1, min(64, len(items) // (workers * 8) or 1))
-    if workers == 1 or len(items) < 64:
+    if workers == 1 or len(items) < min_items:
         results: Iterable[R] = map(fn, items)
         for r in results:
             bar.update()

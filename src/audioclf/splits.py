@@ -1,8 +1,10 @@
-"""Speaker-disjoint splits and the 12-class label set of the Speech Commands task.
+"""Speaker-disjoint splits and the label sets of keyword-spotting tasks.
 
-``which_set`` is the rule of TensorFlow's speech_commands example (input_data.py): the part
-of the file name before ``_nohash_`` (the speaker) is hashed, so every clip of a speaker lands
-in the same split, and adding new clips never moves old ones between splits.
+``which_set`` is the rule of TensorFlow's speech_commands example (input_data.py): the
+speaker (by default the part of the file name before ``_nohash_``) is hashed, so every clip of
+a speaker lands in the same split, and adding new clips never moves old ones between splits.
+Other datasets name the speaker differently; ``speaker_of`` takes a regular expression whose
+first group is the speaker (e.g. ``^\\d+_([a-z]+)_`` for ``7_george_12.wav``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -18,18 +21,29 @@ SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 SPLITS = ("train", "validation", "test")
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in TensorFlow's example
+NOHASH = r"^(.+?)_nohash_"  # Speech Commands: <speaker>_nohash_<n>.wav
 
 
-def speaker_of(filename: str) -> str:
-    """``"3c4aa5ef_nohash_0.wav"`` -> ``"3c4aa5ef"`` (the whole stem if there is no _nohash_)."""
+def speaker_of(filename: str, pattern: str = NOHASH) -> str:
+    """The speaker id in a file name: ``pattern``'s first group, searched in the name without
+    its folder and extension; the whole stem when it does not match (a speaker of its own).
+
+    ``"yes/3c4aa5ef_nohash_0.wav"`` -> ``"3c4aa5ef"``.
+    """
     stem = filename.rsplit("/", 1)[-1]
-    stem = stem[:-4] if stem.lower().endswith(".wav") else stem
-    return re.sub(r"_nohash_.*$", "", stem)
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    match = re.search(pattern, stem)
+    return match.group(1) if match else stem
 
 
-def which_set(filename: str, validation_percentage: float, testing_percentage: float) -> str:
+def which_set(
+    filename: str,
+    validation_percentage: float,
+    testing_percentage: float,
+    pattern: str = NOHASH,
+) -> str:
     """'train', 'validation' or 'test' for a clip, stable across dataset growth."""
-    hashed = hashlib.sha1(speaker_of(filename).encode("utf-8")).hexdigest()
+    hashed = hashlib.sha1(speaker_of(filename, pattern).encode("utf-8")).hexdigest()
     percentage = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if percentage < validation_percentage:
         return "validation"
@@ -38,9 +52,30 @@ def which_set(filename: str, validation_percentage: float, testing_percentage: f
     return "train"
 
 
-def class_names(commands: tuple[str, ...]) -> list[str]:
-    """Label ids: 0 silence, 1 unknown, then the commands in config order (as TensorFlow)."""
-    return [SILENCE, UNKNOWN, *commands]
+def class_names(
+    commands: tuple[str, ...] | list[str], silence: bool = True, unknown: bool = True
+) -> list[str]:
+    """Label ids: silence, unknown (each when the task has it), then the commands in order.
+
+    With both, 0 is silence and 1 unknown, as in TensorFlow's example.
+    """
+    return [*([SILENCE] if silence else []), *([UNKNOWN] if unknown else []), *commands]
+
+
+def read_list(path: str | Path) -> set[str]:
+    """The clip paths in a Speech Commands split list (``validation_list.txt``): one path
+    relative to the dataset folder per line, e.g. ``right/bb05582b_nohash_3.wav``."""
+    with open(path, encoding="utf-8") as f:
+        return {line.strip().replace("\\", "/") for line in f if line.strip()}
+
+
+def listed_set(path: str, validation: set[str], testing: set[str]) -> str:
+    """'train', 'validation' or 'test' for a clip by the official lists (unlisted: train)."""
+    if path in testing:
+        return "test"
+    if path in validation:
+        return "validation"
+    return "train"
 
 
 def extra_count(n_word_clips: int, percentage: float) -> int:

@@ -45,12 +45,10 @@ from audioclf import espeak
 from audioclf.audio_io import write_wav
 from audioclf.clips import resample
 from audioclf.config import check
-from audioclf.mixing import mix_at_snr
+from audioclf.mixing import colored_noise, mix_at_snr
 
 NOISE_DIR = "_background_noise_"
 NoiseKind = Literal["white", "pink", "brown", "blue", "violet", "babble"]
-# Exponent a of the power spectrum P(f) ~ f**a of each coloured noise.
-SPECTRAL_EXPONENT = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0, "violet": 2.0}
 
 # Random-stream tags: the first key after the seed, so that no two purposes share draws.
 _SPEAKERS, _CLIPS, _BACKGROUND, _BABBLE_BANK = 0, 1, 2, 3
@@ -274,28 +272,6 @@ def speakers(cfg: SyntheticConfig) -> list[Speaker]:
 
 
 # ------------------------------------------------------------------------- signal helpers
-
-
-def colored_noise(kind: str, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise of shape (n_samples,), float32, RMS 1, power spectrum ~ f**a exactly.
-
-    a = 0 white, -1 pink, -2 brown, +1 blue, +2 violet (SPECTRAL_EXPONENT). White noise is
-    shaped in the frequency domain: every rfft bin k > 0 is scaled by k**(a/2), so the
-    expected power follows f**a exactly over the whole band; the DC bin is zeroed (an f**a
-    with a < 0 is infinite there).
-    """
-    if kind not in SPECTRAL_EXPONENT:
-        raise ValueError(f"unknown noise colour {kind!r}. Allowed: {', '.join(SPECTRAL_EXPONENT)}")
-    if n_samples < 2:
-        raise ValueError(f"n_samples: need at least 2 samples, got {n_samples}")
-    white = rng.standard_normal(n_samples)
-    spectrum = np.fft.rfft(white)
-    k = np.arange(spectrum.size, dtype=np.float64)
-    k[0] = 1.0  # placeholder, the DC bin is zeroed below
-    spectrum *= k ** (SPECTRAL_EXPONENT[kind] / 2.0)
-    spectrum[0] = 0.0
-    noise = np.fft.irfft(spectrum, n=n_samples)
-    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
 
 
 def trim_silence(wave: np.ndarray, threshold: float = 0.02) -> np.ndarray:
