@@ -26,6 +26,7 @@ from audioclf.atomic import atomic_dir
 from audioclf.augment import AugmentConfig, Augmenter, build_chain, write_noise_wavs
 from audioclf.config import load_params, parse, section
 from audioclf.features import output_shape, parse_features, write_npy
+from audioclf.npystream import NpyWriter
 from audioclf.parallel import ordered_map
 from audioclf.report import StageTimer
 
@@ -48,7 +49,6 @@ def main() -> None:
         noises = {k: z[k] for k in z.files}
 
     n = cfg.copies * len(waves)
-    augmented = np.empty((n, waves.shape[1]), dtype=np.float32)
     sources = np.tile(np.arange(len(waves)), cfg.copies)
     fired: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as noise_dir, atomic_dir(OUT) as tmp:
@@ -56,12 +56,19 @@ def main() -> None:
         build_chain(cfg, noise_files)  # a bad setting fails before the work starts
         items = [(c, i, waves[i]) for c in range(cfg.copies) for i in range(len(waves))]
         worker = Augmenter(cfg, noise_files, rate)
-        with (tmp / "applied.jsonl").open("w") as log:
-            for k, (wave, applied) in enumerate(ordered_map(worker, items, "augment: transforms")):
-                augmented[k] = wave
+        # The augmented waves go to a scratch file as they come, then to features batch by
+        # batch: memory stays bounded at any dataset size.
+        scratch = tmp / ".waves.npy"
+        with (
+            (tmp / "applied.jsonl").open("w") as log,
+            NpyWriter(scratch, np.float32, waves.shape[1:]) as augmented,
+        ):
+            for wave, applied in ordered_map(worker, items, "augment: transforms"):
+                augmented.append(wave[None])
                 fired.update(t for t in applied if t not in ("copy", "source_index"))
                 log.write(json.dumps(applied) + "\n")
-        write_npy(tmp / "train_x.npy", augmented, feats, rate, "augment: features")
+        write_npy(tmp / "train_x.npy", scratch, feats, rate, "augment: features")
+        scratch.unlink()
         np.save(tmp / "train_y.npy", labels[sources].astype(np.int32))
     counts = ", ".join(f"{t} {fired[t]}" for t in cfg.chain) or "no transforms"
     timer.summary(
