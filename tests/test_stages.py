@@ -23,7 +23,7 @@ import yaml
 from audioclf.audio_io import write_wav
 from audioclf.config import ConfigError
 from audioclf.models import available
-from tests.conftest import COMMANDS, make_raw
+from tests.conftest import COMMANDS, make_raw, tone_clip
 from tests.test_config import DVC, composed
 
 _RECORD: dict[str, set[str]] | None = None
@@ -400,3 +400,51 @@ def test_every_model_trains_on_its_own_features_and_exports_a_raw_wave_model(
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert metrics["export_agreement"] == 1.0
     assert metrics["epochs_run"] == 1 and metrics["trainable_params"] > 0
+
+
+def test_a_folder_dataset_without_noise_runs_every_stage(tmp_path: Path, monkeypatch) -> None:
+    """`data=folder`: 8 kHz stereo recordings of 3 classes, no noise recordings, no silence or
+    unknown class. Generated noise stands in for augmentation and the noisy test sets, and
+    evaluate reports balanced accuracy."""
+    source = tmp_path / "recordings"
+    rng = np.random.default_rng(3)
+    for word, freq in {"low": 300.0, "mid": 900.0, "high": 2000.0}.items():
+        (source / word).mkdir(parents=True)
+        for s in range(20):
+            wave = np.stack([tone_clip(freq, 8000, 0.8, rng)] * 2, axis=1)
+            sf.write(source / word / f"spk{s:02d}-take1.wav", wave, 8000)
+    work = tmp_path / "work"
+    work.mkdir()
+    params = composed(
+        [
+            "data=folder",
+            f"data.download.path={source}",
+            "data.prepare.speaker_pattern='^(spk[0-9]+)-'",  # quoted for Hydra's grammar
+            "data.prepare.validation_percentage=20",
+            "data.prepare.testing_percentage=20",
+            "train.epochs=2",
+            "train.batch_size=16",
+            "model.filters=[8,16]",
+        ]
+    )
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    for stage in ("download", "prepare", "corrupt", "features", "augment", "train", "evaluate"):
+        run_stage(stage, work)
+
+    labels = json.loads((work / "data/prepared/labels.json").read_text())
+    assert labels["classes"] == ["high", "low", "mid"]  # every class folder, sorted
+    noise = np.load(work / "data/prepared/noise_test.npz")
+    assert sorted(noise.files) == ["generated_brown", "generated_pink", "generated_white"]
+    with (work / "data/prepared/manifest.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 60
+    splits_of = {}
+    for r in rows:
+        splits_of.setdefault(r["speaker"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits_of.values())  # no speaker in two splits
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    recall = [a for a in metrics["per_class_accuracy"].values() if a is not None]
+    assert metrics["test_balanced_accuracy"] == pytest.approx(np.mean(recall))
+    assert "test/acc_noise_snr0" in metrics
