@@ -32,6 +32,21 @@ def composed(overrides: list[str] | None = None) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def write_params(workdir: Path, overrides: list[str], **values: object) -> dict:
+    """Write ``workdir``/params.yaml: conf/ composed with ``overrides``, then ``values`` set by
+    dotted key written with ``__`` (URLs, hashes and paths go in as exact strings, never
+    re-parsed by Hydra's override grammar)."""
+    params = composed(overrides)
+    for key, value in values.items():
+        node = params
+        *parents, last = key.split("__")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
 def validate(params: dict) -> None:
     """Build every stage's schema, as the stages do before any work."""
     dataset = datasets.module(section(params, "data.name"))

@@ -40,7 +40,7 @@ from audioclf.splits import (
 )
 from tests.conftest import tone_clip
 from tests.httpserver import LoopbackServer
-from tests.test_config import composed
+from tests.test_config import write_params
 
 RATE = 16000  # Hz of the generated Speech Commands / folder / TIMIT clips
 
@@ -56,20 +56,6 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DVC_ROOT", raising=False)  # relative paths start at the cwd
     monkeypatch.delenv("AUDIOCLF_CACHE", raising=False)
     return folder
-
-
-def write_params(work: Path, overrides: list[str], **values: object) -> dict:
-    """params.yaml composed from conf/ with ``overrides``, then ``values`` set by dotted key
-    written with ``__`` (URLs, hashes and paths go in as exact strings, never re-parsed)."""
-    params = composed(overrides)
-    for key, value in values.items():
-        node = params
-        *parents, last = key.split("__")
-        for p in parents:
-            node = node[p]
-        node[last] = value
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
 
 
 def run(stage: str) -> None:

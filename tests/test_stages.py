@@ -24,7 +24,7 @@ from audioclf.audio_io import write_wav
 from audioclf.config import ConfigError
 from audioclf.models import available
 from tests.conftest import COMMANDS, make_raw, tone_clip
-from tests.test_config import DVC, composed
+from tests.test_config import DVC, composed, write_params
 
 _RECORD: dict[str, set[str]] | None = None
 
@@ -65,7 +65,8 @@ def run_stage(name: str, workdir: Path) -> dict[str, set[str]]:
 
 
 def tiny_params(workdir: Path, **changes: object) -> dict:
-    params = composed(
+    return write_params(
+        workdir,
         [
             f"data.prepare.commands=[{','.join(COMMANDS)}]",
             "data.prepare.validation_percentage=20",
@@ -73,16 +74,9 @@ def tiny_params(workdir: Path, **changes: object) -> dict:
             "train.epochs=3",
             "train.batch_size=32",
             "model.filters=[8,16]",
-        ]
+        ],
+        **changes,
     )
-    for key, value in changes.items():
-        node = params
-        *parents, last = key.split("__")
-        for p in parents:
-            node = node[p]
-        node[last] = value
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
 
 
 def add_bad_files(raw: Path) -> dict[str, str]:
@@ -415,19 +409,19 @@ def test_a_folder_dataset_without_noise_runs_every_stage(tmp_path: Path, monkeyp
             sf.write(source / word / f"spk{s:02d}-take1.wav", wave, 8000)
     work = tmp_path / "work"
     work.mkdir()
-    params = composed(
+    write_params(
+        work,
         [
             "data=folder",
-            f"data.download.path={source}",
-            "data.prepare.speaker_pattern='^(spk[0-9]+)-'",  # quoted for Hydra's grammar
             "data.prepare.validation_percentage=20",
             "data.prepare.testing_percentage=20",
             "train.epochs=2",
             "train.batch_size=16",
             "model.filters=[8,16]",
-        ]
+        ],
+        data__download__path=str(source),
+        data__prepare__speaker_pattern="^(spk[0-9]+)-",
     )
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(work)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     for stage in ("download", "prepare", "corrupt", "features", "augment", "train", "evaluate"):
