@@ -517,3 +517,46 @@ def test_predict_names_a_missing_path_or_model_and_exits_2(tmp_path: Path, capsy
     write_wav(tmp_path / "a.wav", sine(440), RATE)
     assert main(["predict", str(tmp_path), "--model", str(tmp_path / "m")]) == 2
     assert "inference.keras: no exported model there" in capsys.readouterr().err
+
+
+# --- streaming .npy ----------------------------------------------------------------------
+
+
+def test_npy_writer_appends_rows_into_a_file_np_save_would_write(tmp_path: Path) -> None:
+    from audioclf.npystream import NpyWriter, iter_rows
+
+    x = np.random.default_rng(0).standard_normal((10, 7)).astype(np.float32)
+    np.save(tmp_path / "ref.npy", x)
+    with NpyWriter(tmp_path / "out.npy", np.float32, (7,)) as w:
+        w.append(x[:3])
+        w.append(x[3:].astype(np.float64))  # converted to the file's dtype
+    assert (tmp_path / "out.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    batches = list(iter_rows(tmp_path / "out.npy", 4))
+    assert [b.shape for b in batches] == [(4, 7), (4, 7), (2, 7)]
+    assert all(b.dtype == np.float32 for b in batches)
+    np.testing.assert_array_equal(np.concatenate(batches), x)
+    with NpyWriter(tmp_path / "bad.npy", np.float32, (7,)) as w, pytest.raises(ValueError):
+        w.append(np.zeros((2, 6)))
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_npy_writer_copies_rows_of_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    import os
+
+    from audioclf.npystream import NpyWriter
+
+    if not kernel_copy:  # as on macOS, which has no copy_file_range
+        monkeypatch.delattr(os, "copy_file_range")
+    x = np.arange(40, dtype=np.float32).reshape(8, 5)
+    np.save(tmp_path / "chunk.npy", x)
+    with NpyWriter(tmp_path / "out.npy", np.float32, (5,)) as w:
+        w.append(x[:1] * -1)
+        w.append_rows_of(tmp_path / "chunk.npy", 2, 3)
+        w.append_rows_of(tmp_path / "chunk.npy", 7, 1)
+        w.append(x[:1] * -2)
+        with pytest.raises(ValueError, match="out of 8"):
+            w.append_rows_of(tmp_path / "chunk.npy", 6, 3)
+    out = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(out, np.concatenate([-x[:1], x[2:5], x[7:8], -2 * x[:1]]))

@@ -76,11 +76,22 @@ class NpyWriter:
         self._f.flush()
         with Path(path).open("rb") as src:
             start, left = offset + first * row_bytes, count * row_bytes
-            while left:
-                done = os.copy_file_range(src.fileno(), self._f.fileno(), left, start)
-                if done == 0:
-                    raise ValueError(f"{path}: ended early (truncated?)")
-                start, left = start + done, left - done
+            try:
+                while left:
+                    done = os.copy_file_range(src.fileno(), self._f.fileno(), left, start)
+                    if done == 0:
+                        raise ValueError(f"{path}: ended early (truncated?)")
+                    start, left = start + done, left - done
+            except (AttributeError, OSError):
+                # No copy_file_range (macOS) or not across these filesystems: copy in Python.
+                src.seek(start)
+                self._f.seek(0, os.SEEK_END)
+                while left:
+                    block = src.read(min(left, 1 << 24))
+                    if not block:
+                        raise ValueError(f"{path}: ended early (truncated?)") from None
+                    self._f.write(block)
+                    left -= len(block)
         self._f.seek(0, os.SEEK_END)
         self.rows += count
 
