@@ -442,3 +442,21 @@ def test_a_folder_dataset_without_noise_runs_every_stage(tmp_path: Path, monkeyp
     recall = [a for a in metrics["per_class_accuracy"].values() if a is not None]
     assert metrics["test_balanced_accuracy"] == pytest.approx(np.mean(recall))
     assert "test/acc_noise_snr0" in metrics
+
+
+def test_augment_gives_the_same_bytes_in_worker_processes(pipeline, tmp_path, monkeypatch):
+    """Chunks of 20 clips in 2 worker processes write what one process wrote."""
+    import stages.augment
+
+    work, _ = pipeline
+    shutil.copytree(work / "data/prepared", tmp_path / "data/prepared")
+    shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stages.augment, "CHUNK", 20)
+    monkeypatch.setattr(stages.augment, "PARALLEL_CHUNKS", 2)
+    run_stage("augment", tmp_path)
+    n = len(np.load(work / "data/prepared/train_y.npy"))
+    assert n > 40  # 3 chunks or more, >= PARALLEL_CHUNKS: the workers really ran
+    for name in ("train_x.npy", "train_y.npy", "applied.jsonl"):
+        again = (tmp_path / "data/augmented" / name).read_bytes()
+        assert again == (work / "data/augmented" / name).read_bytes(), name
