@@ -282,25 +282,21 @@ def compute(
 
 def write_npy(
     path: Path,
-    waves: np.ndarray | Path,
+    source: Path,
     cfg: FeaturesConfig,
     sample_rate: int,
     desc: str,
     batch_size: int = 256,
 ) -> tuple[int, int]:
-    """Compute features for ``waves`` (clips, samples) into a new .npy at ``path``.
+    """Compute features for the clips (clips, samples) of the .npy ``source`` into a new .npy
+    at ``path``.
 
-    ``waves`` is an array or the path of a .npy holding it; a file is read batch by batch and
-    the output appended batch by batch, so memory stays at one batch whatever the number of
+    Read and written batch by batch, so memory stays at one batch whatever the number of
     clips. A progress bar shows when the output is a terminal. Returns (frames, bins).
     """
-    if isinstance(waves, Path):
-        (n_clips, n_samples), _, _ = shape_of(waves)
-        batches = iter_rows(waves, batch_size)
-    else:
-        n_clips, n_samples = waves.shape
-        batches = waves
+    (n_clips, n_samples), _, _ = shape_of(source)
     shape = output_shape(cfg, sample_rate, n_samples)
+    batches = iter_rows(source, batch_size)
     with (
         NpyWriter(path, np.float32, shape) as out,
         tqdm(total=n_clips, desc=desc, unit="clip", disable=None) as bar,
