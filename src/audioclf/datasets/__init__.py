@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from audioclf.config import ConfigError
+from audioclf.tracking import repo_root  # DVC_ROOT: also right in queued experiments
 
 NOISE_DIR = "_background_noise_"
 LISTS = {"validation": "validation_list.txt", "test": "testing_list.txt"}
@@ -47,11 +48,6 @@ def module(name: str) -> ModuleType:
             "(pick one with `dvc exp run -S data=<name>`)"
         )
     return importlib.import_module(f"audioclf.datasets.{name}")
-
-
-def repo_root() -> Path:
-    """The repository: ``DVC_ROOT`` (also inside queued experiments' temporary copies)."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
 def local_path(value: str, key: str, what: str = "folder") -> Path:
