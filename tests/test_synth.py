@@ -12,10 +12,11 @@ import soundfile as sf
 import yaml
 from scipy import signal
 
-from audioclf import mixing, synth
+from audioclf import mixing
 from audioclf.config import ConfigError, parse
+from audioclf.datasets import synthetic as synth
+from audioclf.datasets.synthetic import SyntheticConfig
 from audioclf.mixing import mix_at_snr
-from audioclf.synth import SyntheticConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data" / "synthetic.yaml"
 

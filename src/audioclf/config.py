@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -27,6 +28,13 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A params value that does not fit its schema; the message says which key and why."""
+
+
+def repo_root() -> Path:
+    """The repository root: ``DVC_ROOT`` (set by DVC for every stage; in a queued experiment,
+    which runs in a temporary copy, it still names the real repository), else the current
+    directory. Relative user paths and the MLflow store are taken from here."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
 def check(ok: bool, key: str, message: str) -> None:

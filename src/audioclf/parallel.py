@@ -24,6 +24,7 @@ def ordered_map(
     desc: str | None,
     workers: int | None = None,
     min_items: int = 64,
+    unit: str = "clip",
 ) -> Iterator[R]:
     """``map(fn, items)`` in order, in ``workers`` processes; ``fn`` must be picklable.
 
@@ -33,7 +34,7 @@ def ordered_map(
     """
     workers = n_workers() if workers is None else workers
     bar = tqdm(
-        total=len(items), desc=desc, unit="clip", mininterval=1.0, disable=desc is None or None
+        total=len(items), desc=desc, unit=unit, mininterval=1.0, disable=desc is None or None
     )
     chunks = max(1, min(64, len(items) // (workers * 8) or 1))
     if workers == 1 or len(items) < min_items:

@@ -1,34 +1,25 @@
-"""Datasets: each module materialises one dataset under data/raw in the Speech Commands layout.
-
-The layout every dataset is brought into, and ``prepare`` reads::
-
-    data/raw/<class>/<file>.wav            clips, any rate/channels/length
-    data/raw/_background_noise_/*.wav      optional noise recordings (silence, augmentation)
-    data/raw/validation_list.txt           optional: the dataset's own split, one path
-    data/raw/testing_list.txt              relative to data/raw per line
+"""Datasets: each module materialises one dataset under data/raw in the layout of
+``audioclf.layout`` (the Speech Commands one), which ``prepare`` reads.
 
 A dataset module defines ``Config`` (the typed schema of ``data.download``) and
 ``materialise(cfg, out, progress) -> Materialised``, which fills the empty folder ``out`` (the
-``download`` stage renames it to data/raw only when it is complete). Adding a dataset = one
-module here + one ``conf/data/<name>.yaml``.
+``download`` stage renames it to data/raw only when it is complete). Datasets are found like
+models: adding one is a module here plus ``conf/data/<name>.yaml``, nothing else.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from audioclf.config import ConfigError
-from audioclf.tracking import repo_root  # DVC_ROOT: also right in queued experiments
-
-NOISE_DIR = "_background_noise_"
-LISTS = {"validation": "validation_list.txt", "test": "testing_list.txt"}
-NAMES = ("synthetic", "speech_commands", "folder", "fsdd", "timit_gender")
+from audioclf.config import ConfigError, repo_root
+from audioclf.layout import LISTS
 
 
 @dataclass(frozen=True)
@@ -40,11 +31,16 @@ class Materialised:
     notes: str = ""  # skipped files, verification, ...
 
 
+def available() -> list[str]:
+    """Names of the dataset modules in this package."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
 def module(name: str) -> ModuleType:
     """The module of dataset ``name`` (``data.name``); a clear error for an unknown one."""
-    if name not in NAMES:
+    if name not in available():
         raise ConfigError(
-            f"data.name: unknown dataset {name!r}. Available: {', '.join(NAMES)} "
+            f"data.name: unknown dataset {name!r}. Available: {', '.join(available())} "
             "(pick one with `dvc exp run -S data=<name>`)"
         )
     return importlib.import_module(f"audioclf.datasets.{name}")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from audioclf.clips import AUDIO_SUFFIXES
-from audioclf.datasets import NOISE_DIR, Materialised, copy_file, local_path
+from audioclf.datasets import Materialised, copy_file, local_path
+from audioclf.layout import AUDIO_SUFFIXES, NOISE_DIR
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from audioclf.config import check
-from audioclf.datasets import LISTS, NOISE_DIR, Materialised, cache_dir
+from audioclf.datasets import Materialised, cache_dir
+from audioclf.layout import LISTS, NOISE_DIR
 
 
 @dataclass(frozen=True)
