@@ -7,25 +7,28 @@ is still drawn per clip (which noise recording and where in it, the direction of
 from (``evaluate.corruption_seed``, set name, clip index) and is recorded, so the suite is the
 same for every model and every run.
 
-Most corruptions are audiomentations transforms with min = max; ``speed`` (tempo and pitch
-together, like playing a tape faster) is not in audiomentations and is a resample here.
+Each corruption type is a factory registered in ``CORRUPTIONS`` (``audioclf.transforms``),
+the way training transforms are: adding one is a decorated function here. Most are
+audiomentations transforms with min = max; ``speed`` (tempo and pitch together, like playing a
+tape faster) is not in audiomentations and is a resample here.
 """
 
 from __future__ import annotations
 
-import inspect
 import random
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from audioclf.augment import apply_chain, plain, seeded
 from audioclf.clips import fit_length, resample
-from audioclf.config import ConfigError, parse_kwargs
+from audioclf.config import ConfigError
+from audioclf.transforms import Chain, ChainWorker, Registry
+
+CORRUPTIONS = Registry("corruption")
 
 
 class Speed:
@@ -73,37 +76,37 @@ class Series:
         return samples
 
 
+@CORRUPTIONS.register("noise")
 def noise(snr_db: float, noise_files: list[Path]):
     """Held-out background noise (the test part of the noise recordings) at ``snr_db``."""
     from audiomentations import AddBackgroundNoise
 
-    if not noise_files:
-        raise ConfigError(
-            "evaluate.corruptions.noise: the dataset has no noise recordings; "
-            "remove the noise corruption"
-        )
     files = [str(p) for p in noise_files]
     return AddBackgroundNoise(files, min_snr_db=snr_db, max_snr_db=snr_db, p=1.0)
 
 
+@CORRUPTIONS.register("speed")
 def speed(factor: float):
     if not 0.25 <= factor <= 4:
         raise ConfigError(f"speed factor must be in [0.25, 4], got {factor}")
     return Speed(factor)
 
 
+@CORRUPTIONS.register("pitch")
 def pitch(semitones: float):
     from audiomentations import PitchShift
 
     return PitchShift(min_semitones=semitones, max_semitones=semitones, p=1.0)
 
 
+@CORRUPTIONS.register("shift")
 def shift(seconds: float):
     if seconds <= 0:
         raise ConfigError(f"shift seconds must be > 0, got {seconds}")
     return SignedShift(seconds)
 
 
+@CORRUPTIONS.register("telephone")
 def telephone(low_hz: float = 300.0, high_hz: float = 3400.0):
     """The telephone band: 4th-order high-pass at ``low_hz`` and low-pass at ``high_hz``."""
     from audiomentations import HighPassFilter, LowPassFilter
@@ -119,6 +122,7 @@ def telephone(low_hz: float = 300.0, high_hz: float = 3400.0):
     )
 
 
+@CORRUPTIONS.register("clipping")
 def clipping(percentile: int):
     """Clip the loudest ``percentile`` % of samples (half at each sign)."""
     from audiomentations import ClippingDistortion
@@ -126,6 +130,7 @@ def clipping(percentile: int):
     return ClippingDistortion(percentile, percentile, p=1.0)
 
 
+@CORRUPTIONS.register("reverb")
 def reverb(rt60: float):
     """A 5 x 4 x 3 m room with reverberation time ``rt60`` (s); talker 1 m from the mic."""
     from audiomentations import RoomSimulator
@@ -140,17 +145,6 @@ def reverb(rt60: float):
         leave_length_unchanged=True,
         p=1.0,
     )
-
-
-CORRUPTIONS: dict[str, Callable[..., Any]] = {
-    "noise": noise,
-    "speed": speed,
-    "pitch": pitch,
-    "shift": shift,
-    "telephone": telephone,
-    "clipping": clipping,
-    "reverb": reverb,
-}
 
 
 @dataclass(frozen=True)
@@ -168,7 +162,8 @@ def parse_corruptions(data: Any, key: str = "evaluate.corruptions") -> list[Corr
     sets = []
     for type_, severities in data.items():
         if type_ not in CORRUPTIONS:
-            raise ConfigError(f"{key}.{type_}: unknown corruption. Known: {', '.join(CORRUPTIONS)}")
+            known = ", ".join(CORRUPTIONS.names())
+            raise ConfigError(f"{key}.{type_}: unknown corruption. Known: {known}")
         if not isinstance(severities, Mapping) or not severities:
             raise ConfigError(
                 f"{key}.{type_}: expected named severities, e.g. {{mild: {{...}}}}, "
@@ -180,19 +175,9 @@ def parse_corruptions(data: Any, key: str = "evaluate.corruptions") -> list[Corr
                 raise ConfigError(f"{sub}: a severity name must be letters, digits and _")
             if not isinstance(args, Mapping):
                 raise ConfigError(f"{sub}: expected a mapping of arguments, got {args!r}")
-            params = parse_kwargs(CORRUPTIONS[type_], args, sub, skip=("noise_files",))
+            params = CORRUPTIONS.check(type_, args, sub)
             sets.append(CorruptedSet(f"{type_}_{severity}", type_, str(severity), params))
     return sets
-
-
-def build(s: CorruptedSet, noise_files: list[Path]):
-    kwargs = dict(s.params)
-    if "noise_files" in inspect.signature(CORRUPTIONS[s.type]).parameters:
-        kwargs["noise_files"] = noise_files
-    try:
-        return CORRUPTIONS[s.type](**kwargs)
-    except (ConfigError, ValueError, AssertionError) as err:
-        raise ConfigError(f"evaluate.corruptions.{s.type}.{s.severity}: {err}") from None
 
 
 def set_key(name: str) -> int:
@@ -200,26 +185,21 @@ def set_key(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-@dataclass
-class Corrupter:
-    """Picklable worker: ``(set index, clip index, wave)`` -> (corrupted wave, parameters)."""
-
-    sets: list[CorruptedSet]
-    noise_files: list[Path]
-    sample_rate: int
-    seed: int
-    _built: dict | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_built": None}
-
-    def __call__(self, item: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, dict]:
-        k, index, wave = item
-        if self._built is None:
-            self._built = {}
-        if k not in self._built:
-            self._built[k] = build(self.sets[k], self.noise_files)
-        s = self.sets[k]
-        with seeded(self.seed, set_key(s.name), index):
-            out, applied = apply_chain([self._built[k]], (s.type,), wave, self.sample_rate)
-        return out, {"set": s.name, "clip": index, **{k: plain(v) for k, v in applied.items()}}
+def corrupter(
+    sets: list[CorruptedSet], noise_files: list[Path], sample_rate: int, source: Path | None = None
+) -> ChainWorker:
+    """The worker that spoils clip ``i`` for set ``k``: ``.apply(k, (seed, set_key(name), i),
+    clip)``. Every set is built once here: a bad argument fails before the work starts."""
+    chains = [
+        Chain(
+            CORRUPTIONS,
+            (s.type,),
+            (s.params,),
+            (f"evaluate.corruptions.{s.type}.{s.severity}",),
+            (s.type,),
+        )
+        for s in sets
+    ]
+    for c in chains:
+        c.build(noise_files)
+    return ChainWorker(chains, list(noise_files), sample_rate, source)

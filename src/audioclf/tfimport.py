@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def tensorflow():
+def import_tensorflow():
     """The ``tensorflow`` module, with its C++ info/warning logs silenced (errors still show)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow
