@@ -21,29 +21,59 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from audioclf.atomic import atomic_dir
-from audioclf.augment import (
-    AugmentConfig,
-    Augmenter,
-    augment_chunk,
-    build_chain,
-    write_noise_wavs,
-)
+from audioclf.augment import AugmentConfig, augmenter
 from audioclf.config import load_params, parse, section
+from audioclf.fanout import map_rows, route_rows
 from audioclf.features import output_shape, parse_features, write_npy
 from audioclf.npystream import NpyWriter
-from audioclf.parallel import ordered_map
-from audioclf.report import StageTimer
+from audioclf.stagetimer import StageTimer
+from audioclf.transforms import write_noise_wavs
 
 PREPARED = Path("data/prepared")
 OUT = Path("data/augmented")
-CHUNK = 256  # clips per worker task; each writes its augmented clips to a .npy chunk
-# Fewer chunks (< 8,192 clips) run in this process. Measured (benchmarks/augment_throughput.py,
-# 1,600 clips): 2 workers' start-up (each imports audiomentations, librosa, numba) costs about
-# 4 s, the `light` chain 0.3 ms and `heavy` 7 ms per clip in one process.
-PARALLEL_CHUNKS = 32
+# Fewer clips run in this process. Measured (benchmarks/augment_throughput.py, 1,600 clips):
+# 2 workers' start-up (each imports audiomentations, librosa, numba) costs about 4 s, the
+# `light` chain 0.3 ms and `heavy` 7 ms per clip in one process.
+PARALLEL_FROM = 8192
+
+
+def augment_waves(
+    cfg: AugmentConfig, source: Path, noise_files: list[Path], rate: int, folder: Path
+) -> Counter[str]:
+    """``cfg.copies`` augmented copies of every clip of the .npy ``source`` (copy-major) into
+    ``folder``/.waves.npy, and what each copy got into ``folder``/applied.jsonl; returns how
+    often each transform fired."""
+    n_clips, n_samples = np.load(source, mmap_mode="r").shape
+    worker = augmenter(cfg, noise_files, rate, source)  # a bad setting fails now
+    items = [
+        (0, (cfg.seed, c, i), i, {"copy": c, "source_index": i})
+        for c in range(cfg.copies)
+        for i in range(n_clips)
+    ]
+    fired: Counter[str] = Counter()
+    # The augmented waves go to a scratch file as they come, then to features batch by
+    # batch: memory stays bounded at any dataset size.
+    with (
+        (folder / "applied.jsonl").open("w") as log,
+        NpyWriter(folder / ".waves.npy", np.float32, (n_samples,)) as waves,
+    ):
+        for _, done, path in map_rows(
+            worker.row,
+            items,
+            folder,
+            np.float32,
+            (n_samples,),
+            desc="augment: transforms",
+            min_items=PARALLEL_FROM,
+        ):
+            route_rows(path, [(k, waves, k) for k, _ in done])
+            path.unlink()
+            for _, applied in done:
+                fired.update(t for t in applied if t not in ("copy", "source_index"))
+                log.write(json.dumps(applied) + "\n")
+    return fired
 
 
 def main() -> None:
@@ -54,49 +84,20 @@ def main() -> None:
     info = json.loads((PREPARED / "labels.json").read_text())
     rate = info["sample_rate"]
     output_shape(feats, rate, info["clip_samples"])  # a window that does not fit fails now
-
-    waves = np.load(PREPARED / "train_x.npy", mmap_mode="r")
     labels = np.load(PREPARED / "train_y.npy")
     with np.load(PREPARED / "noise_train.npz") as z:
         noises = {k: z[k] for k in z.files}
 
-    n = cfg.copies * len(waves)
-    sources = np.tile(np.arange(len(waves)), cfg.copies)
-    fired: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as noise_dir, atomic_dir(OUT) as tmp:
         noise_files = write_noise_wavs(noises, rate, Path(noise_dir))
-        build_chain(cfg, noise_files)  # a bad setting fails before the work starts
-        pairs = [(c, i) for c in range(cfg.copies) for i in range(len(waves))]
-        worker = Augmenter(cfg, noise_files, rate)
-        (tmp / ".chunks").mkdir()
-        tasks = [
-            (worker, PREPARED / "train_x.npy", tmp / ".chunks" / f"{k}.npy", pairs[k : k + CHUNK])
-            for k in range(0, len(pairs), CHUNK)
-        ]
-        # The augmented waves go to a scratch file as they come, then to features batch by
-        # batch: memory stays bounded at any dataset size.
-        scratch = tmp / ".waves.npy"
-        results = ordered_map(augment_chunk, tasks, None, min_items=PARALLEL_CHUNKS)
-        with (
-            (tmp / "applied.jsonl").open("w") as log,
-            NpyWriter(scratch, np.float32, waves.shape[1:]) as augmented,
-            tqdm(total=len(pairs), desc="augment: transforms", unit="clip", disable=None) as bar,
-        ):
-            for (_, _, chunk, items), records in zip(tasks, results):
-                augmented.append_rows_of(chunk, 0, len(items))
-                chunk.unlink()
-                for applied in records:
-                    fired.update(t for t in applied if t not in ("copy", "source_index"))
-                    log.write(json.dumps(applied) + "\n")
-                bar.update(len(items))
-        (tmp / ".chunks").rmdir()
-        write_npy(tmp / "train_x.npy", scratch, feats, rate, "augment: features")
-        scratch.unlink()
-        np.save(tmp / "train_y.npy", labels[sources].astype(np.int32))
+        fired = augment_waves(cfg, PREPARED / "train_x.npy", noise_files, rate, tmp)
+        write_npy(tmp / "train_x.npy", tmp / ".waves.npy", feats, rate, "augment: features")
+        (tmp / ".waves.npy").unlink()
+        np.save(tmp / "train_y.npy", np.tile(labels, cfg.copies).astype(np.int32))
     counts = ", ".join(f"{t} {fired[t]}" for t in cfg.chain) or "no transforms"
     timer.summary(
-        f"{len(waves)} training clips, {len(noises)} noise recordings",
-        f"{n} augmented clips ({counts}) as {feats.type} features to {OUT}",
+        f"{len(labels)} training clips, {len(noises)} noise recordings",
+        f"{cfg.copies * len(labels)} augmented clips ({counts}) as {feats.type} features to {OUT}",
         f"augment={cfg.name}",
     )
 

@@ -23,7 +23,7 @@ import yaml
 from audioclf.audio_io import write_wav
 from audioclf.config import ConfigError
 from audioclf.models import available
-from tests.conftest import COMMANDS, make_raw, tone_clip
+from tests.helpers import COMMANDS, make_raw, tone_clip
 from tests.test_config import DVC, composed, write_params
 
 _RECORD: dict[str, set[str]] | None = None
@@ -352,7 +352,9 @@ def test_heavy_augmentation_and_spec_augment_train_and_export(pipeline, tmp_path
     assert fired == set(params["augment"]["chain"])  # each transform fired on some copy
     import keras
 
-    import audioclf.specaugment  # noqa: F401
+    from audioclf.specaugment import layer_class
+
+    layer_class()  # registered for loading
 
     model = keras.models.load_model(tmp_path / "data/model/model.keras")
     layer = model.get_layer("spec_augment")
@@ -444,19 +446,39 @@ def test_a_folder_dataset_without_noise_runs_every_stage(tmp_path: Path, monkeyp
     assert "test/acc_noise_snr0" in metrics
 
 
-def test_augment_gives_the_same_bytes_in_worker_processes(pipeline, tmp_path, monkeypatch):
-    """Chunks of 20 clips in 2 worker processes write what one process wrote."""
-    import stages.augment
+@pytest.mark.parametrize(
+    ("stage", "inputs"),
+    [("prepare", "data/raw"), ("corrupt", "data/prepared"), ("augment", "data/prepared")],
+)
+def test_work_fanned_out_to_processes_gives_the_same_bytes(
+    pipeline, tmp_path, monkeypatch, stage: str, inputs: str
+):
+    """Chunks of 10 items in 2 worker processes write what one process wrote."""
+    import importlib
 
+    from audioclf import fanout, parallel
+
+    module = importlib.import_module(f"stages.{stage}")
     work, _ = pipeline
-    shutil.copytree(work / "data/prepared", tmp_path / "data/prepared")
+    shutil.copytree(work / inputs, tmp_path / inputs)
     shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(stages.augment, "CHUNK", 20)
-    monkeypatch.setattr(stages.augment, "PARALLEL_CHUNKS", 2)
-    run_stage("augment", tmp_path)
-    n = len(np.load(work / "data/prepared/train_y.npy"))
-    assert n > 40  # 3 chunks or more, >= PARALLEL_CHUNKS: the workers really ran
-    for name in ("train_x.npy", "train_y.npy", "applied.jsonl"):
-        again = (tmp_path / "data/augmented" / name).read_bytes()
-        assert again == (work / "data/augmented" / name).read_bytes(), name
+    monkeypatch.setattr(fanout, "CHUNK", 10)
+    monkeypatch.setattr(fanout, "PARALLEL_FROM", 20)
+    if hasattr(module, "PARALLEL_FROM"):
+        monkeypatch.setattr(module, "PARALLEL_FROM", 20)
+    pooled = []
+
+    def spy(fn, items, desc, workers=None, min_items=64, unit="clip"):
+        pooled.append(len(items) >= min_items and parallel.n_workers() > 1)
+        return parallel.ordered_map(fn, items, desc, workers, min_items, unit)
+
+    monkeypatch.setattr(fanout, "ordered_map", spy)
+    run_stage(stage, tmp_path)
+    assert any(pooled), "the work never went to worker processes"
+    out = {"prepare": "data/prepared", "corrupt": "data/corrupted", "augment": "data/augmented"}
+    ours, theirs = tmp_path / out[stage], work / out[stage]
+    names = sorted(p.name for p in theirs.iterdir())
+    assert sorted(p.name for p in ours.iterdir()) == names
+    for name in names:
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name

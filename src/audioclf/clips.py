@@ -15,14 +15,17 @@ import soxr
 
 from audioclf.audio_io import AudioError, read_wav
 
-# What libsndfile reads; anything else in a dataset folder is reported and skipped.
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
-
 
 @dataclass(frozen=True)
 class Loaded:
-    wave: np.ndarray  # float32 (n_samples,) at the target rate
+    wave: np.ndarray  # float32 (samples,) at the target rate
     notes: tuple[str, ...]  # what was changed, e.g. "resampled 48000->16000 Hz"
+
+
+@dataclass(frozen=True)
+class Windows:
+    clips: np.ndarray  # float32 (clips, n_samples): one file as clip-long rows
+    notes: tuple[str, ...]  # what was changed, e.g. "chopped 3.000 s into 3 clips"
 
 
 @dataclass(frozen=True)
@@ -156,12 +159,12 @@ def chop(wave: np.ndarray, n_samples: int) -> np.ndarray:
     return out
 
 
-def load_windows(path: str | Path, sample_rate: int, n_samples: int, mode: str) -> Loaded:
+def load_windows(path: str | Path, sample_rate: int, n_samples: int, mode: str) -> Windows:
     """A file as rows of exactly ``n_samples``: (1, n) padded/cropped (``mode="crop"``) or
     (windows, n) chopped (``mode="chop"``)."""
     if mode == "crop":
         loaded = load_clip(path, sample_rate, n_samples)
-        return Loaded(loaded.wave[None], loaded.notes)
+        return Windows(loaded.wave[None], loaded.notes)
     loaded = load_audio(path, sample_rate)
     windows = chop(loaded.wave, n_samples)
     notes = list(loaded.notes)
@@ -171,36 +174,16 @@ def load_windows(path: str | Path, sample_rate: int, n_samples: int, mode: str) 
         notes.append(
             f"padded {len(loaded.wave) / sample_rate:.3f} s to {n_samples / sample_rate:.3f} s"
         )
-    return Loaded(windows, tuple(notes))
+    return Windows(windows, tuple(notes))
 
 
-def try_load_windows(args: tuple[str | Path, int, int, str]) -> Loaded | AudioError:
-    """``load_windows(path, sample_rate, n_samples, mode)``, returning the error instead of
-    raising it (for ``parallel.ordered_map``: one bad file is reported, the rest go on)."""
+def load_rows(
+    args: tuple[str | Path, int, int, str],
+) -> tuple[np.ndarray | None, tuple[str, ...] | AudioError]:
+    """``load_windows(path, sample_rate, n_samples, mode)`` as (rows, notes), or (None, the
+    AudioError): for ``npystream.map_rows``, so one bad file is reported and the rest go on."""
     try:
-        return load_windows(*args)
+        loaded = load_windows(*args)
     except AudioError as err:
-        return err
-
-
-def load_chunk(args: tuple[Path, list[tuple[str | Path, int, int, str]]]) -> list:
-    """Load files with ``load_windows`` and write their clips, in order, to a new .npy.
-
-    ``args`` is (the .npy to write, the ``load_windows`` arguments of each file). Returns, per
-    file, the number of clips written and the conversion notes, or the AudioError. The clips
-    travel through the file rather than back through the worker pool's pipe: pickling 64 KB
-    per clip through it is slower than reading the clip.
-    """
-    from audioclf.npystream import NpyWriter
-
-    target, jobs = args
-    results: list[tuple[int, tuple[str, ...]] | AudioError] = []
-    with NpyWriter(target, np.float32, (jobs[0][2],)) as out:
-        for job in jobs:
-            loaded = try_load_windows(job)
-            if isinstance(loaded, AudioError):
-                results.append(loaded)
-            else:
-                out.append(loaded.wave)
-                results.append((len(loaded.wave), loaded.notes))
-    return results
+        return None, err
+    return loaded.clips, loaded.notes

@@ -55,3 +55,15 @@ def colored_noise(kind: str, n_samples: int, rng: np.random.Generator) -> np.nda
     spectrum[0] = 0.0
     noise = np.fft.irfft(spectrum, n=n_samples)
     return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
+
+
+GENERATED_NOISE = ("white", "pink", "brown")
+GENERATED_NOISE_SECONDS = 60.0
+
+
+def generated_noise(sample_rate: int, seed: int) -> dict[str, np.ndarray]:
+    """Noise recordings for a dataset without any (augmentation and the corrupted test sets
+    need some): white, pink and brown noise of 60 s at -20 dBFS RMS, seeded by ``seed``."""
+    rng = np.random.default_rng([seed, 1])
+    n = int(GENERATED_NOISE_SECONDS * sample_rate)
+    return {f"generated_{kind}.wav": 0.1 * colored_noise(kind, n, rng) for kind in GENERATED_NOISE}

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
-SPLITS = ("train", "validation", "test")
+from audioclf.layout import SILENCE, UNKNOWN
+
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in TensorFlow's example
 NOHASH = r"^(.+?)_nohash_"  # Speech Commands: <speaker>_nohash_<n>.wav
 
