@@ -1,5 +1,8 @@
 """Model inputs: log-mel (default), STFT magnitude, log-spectrogram, MFCC, or the raw wave.
 
+Each feature type is one class here (its schema, output shape and transform) plus one
+``conf/features/<option>.yaml``; classes register themselves in ``FEATURE_TYPES``.
+
 One implementation, in TensorFlow's signal ops, serves the feature cache (the ``features`` and
 ``augment`` stages) and the exported model that computes features itself
 (``audioclf.export``), so both see exactly the same numbers. Input: float32 waveforms
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -24,15 +27,37 @@ from tqdm import tqdm
 from audioclf.clips import fit_length, resample
 from audioclf.config import ConfigError, check, parse
 from audioclf.npystream import NpyWriter, iter_rows, shape_of
-from audioclf.tf import tensorflow
+from audioclf.tfimport import import_tensorflow
+
+# Feature types by their ``type`` name; every class below adds itself when it is defined.
+FEATURE_TYPES: dict[str, type[WaveConfig]] = {}
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Frame sizes in samples for a config at a sample rate."""
+
+    frame_length: int
+    frame_step: int
+    fft_length: int
 
 
 @dataclass(frozen=True)
 class WaveConfig:
-    """The waveform itself, for models that learn their own front end."""
+    """The waveform itself, for models that learn their own front end.
+
+    The base of every feature type. A type is one subclass (its fields are the schema of
+    ``features``, its ``type`` default the name) plus ``conf/features/<option>.yaml``;
+    ``input_kind`` says which models it fits (their ``INPUT``).
+    """
 
     type: Literal["wave"] = "wave"
     sample_rate: int | None = None  # Hz the clips are resampled to; null = the prepared rate
+    input_kind: ClassVar[str] = "wave"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        FEATURE_TYPES[cls.__dict__["type"]] = cls
 
     def __post_init__(self) -> None:
         check(
@@ -40,6 +65,19 @@ class WaveConfig:
             "sample_rate",
             f"must be null (keep the prepared rate) or >= 1000 Hz, got {self.sample_rate}",
         )
+
+    def output_shape(self, n_samples: int, sample_rate: int) -> tuple[int, int]:
+        """(frames, bins) of a clip of ``n_samples`` at ``sample_rate`` (the transform's
+        input rate): (samples, 1) for the raw wave."""
+        return n_samples, 1
+
+    def transform(self, sample_rate: int):  # -> Callable[[tf.Tensor], tf.Tensor]
+        """A TensorFlow function (clips, samples) -> (clips, frames, bins), float32."""
+        tf = import_tensorflow()
+        return lambda waves: tf.expand_dims(waves, -1)
+
+
+FEATURE_TYPES["wave"] = WaveConfig
 
 
 @dataclass(frozen=True)
@@ -50,12 +88,62 @@ class StftConfig(WaveConfig):
     window_ms: float = 25.0  # analysis window length
     hop_ms: float = 10.0  # step between frames
     n_fft: int | None = None  # FFT size; null = next power of two >= window
+    input_kind: ClassVar[str] = "spectrogram"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.window_ms > 0, "window_ms", f"must be > 0 ms, got {self.window_ms}")
         check(self.hop_ms > 0, "hop_ms", f"must be > 0 ms, got {self.hop_ms}")
         check(self.n_fft is None or self.n_fft >= 2, "n_fft", "must be null or >= 2")
+
+    def framing(self, sample_rate: int) -> Framing:
+        frame_length = int(round(self.window_ms * sample_rate / 1000))
+        frame_step = int(round(self.hop_ms * sample_rate / 1000))
+        if frame_length < 2 or frame_step < 1:
+            raise ConfigError(
+                f"features.window_ms/hop_ms: {self.window_ms} ms / {self.hop_ms} ms give "
+                f"{frame_length}/{frame_step} samples at {sample_rate} Hz; use longer windows"
+            )
+        fft_length = self.n_fft or 1 << (frame_length - 1).bit_length()
+        if fft_length < frame_length:
+            raise ConfigError(
+                f"features.n_fft: {fft_length} is shorter than the window ({frame_length} samples)"
+            )
+        return Framing(frame_length, frame_step, fft_length)
+
+    def bins(self, f: Framing) -> int:
+        return f.fft_length // 2 + 1
+
+    def output_shape(self, n_samples: int, sample_rate: int) -> tuple[int, int]:
+        f = self.framing(sample_rate)
+        if n_samples < f.frame_length:
+            raise ConfigError(
+                f"features.window_ms: the window ({f.frame_length} samples) is longer than the "
+                f"clips ({n_samples} samples)"
+            )
+        return 1 + (n_samples - f.frame_length) // f.frame_step, self.bins(f)
+
+    def from_magnitude(self, sample_rate: int, f: Framing):  # -> Callable
+        """What the type computes from |STFT| (clips, frames, fft_length // 2 + 1)."""
+        return lambda magnitude: magnitude
+
+    def transform(self, sample_rate: int):
+        tf = import_tensorflow()
+        f = self.framing(sample_rate)
+        post = self.from_magnitude(sample_rate, f)
+
+        def transform(waves):
+            stft = tf.signal.stft(
+                waves,
+                frame_length=f.frame_length,
+                frame_step=f.frame_step,
+                fft_length=f.fft_length,
+                window_fn=tf.signal.hann_window,
+                pad_end=False,
+            )
+            return post(tf.abs(stft))
+
+        return transform
 
 
 @dataclass(frozen=True)
@@ -65,6 +153,10 @@ class LogSpecConfig(StftConfig):
     type: Literal["logspec"] = "logspec"
     window_ms: float = 20.0
     eps: float = 1e-10  # added before the log so silence gives a finite value
+
+    def from_magnitude(self, sample_rate: int, f: Framing):
+        tf = import_tensorflow()
+        return lambda magnitude: tf.math.log(magnitude + self.eps)
 
 
 @dataclass(frozen=True)
@@ -88,6 +180,30 @@ class LogMelConfig(StftConfig):
         )
         check(self.log_offset > 0, "log_offset", f"must be > 0, got {self.log_offset}")
 
+    def bins(self, f: Framing) -> int:
+        return self.n_mels
+
+    def from_magnitude(self, sample_rate: int, f: Framing):
+        tf = import_tensorflow()
+        nyquist = sample_rate / 2
+        fmax = self.fmax if self.fmax is not None else nyquist
+        if fmax > nyquist:
+            raise ConfigError(f"features.fmax: {fmax} Hz is above Nyquist ({nyquist} Hz)")
+        # (fft_bins, n_mels): maps the power spectrum onto HTK-mel triangular bands.
+        mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=self.n_mels,
+            num_spectrogram_bins=f.fft_length // 2 + 1,
+            sample_rate=sample_rate,
+            lower_edge_hertz=self.fmin,
+            upper_edge_hertz=fmax,
+        )
+
+        def log_mel(magnitude):
+            mel = tf.tensordot(tf.square(magnitude), mel_matrix, 1)  # (clips, frames, n_mels)
+            return tf.math.log(mel + self.log_offset)
+
+        return log_mel
+
 
 @dataclass(frozen=True)
 class MfccConfig(LogMelConfig):
@@ -104,59 +220,32 @@ class MfccConfig(LogMelConfig):
             f"must be between 1 and n_mels ({self.n_mels}), got {self.n_mfcc}",
         )
 
+    def bins(self, f: Framing) -> int:
+        return self.n_mfcc
 
-FeaturesConfig = WaveConfig | StftConfig | LogSpecConfig | LogMelConfig | MfccConfig
-_SCHEMAS: dict[str, type] = {
-    "wave": WaveConfig,
-    "stft": StftConfig,
-    "logspec": LogSpecConfig,
-    "logmel": LogMelConfig,
-    "mfcc": MfccConfig,
-}
+    def from_magnitude(self, sample_rate: int, f: Framing):
+        tf = import_tensorflow()
+        log_mel = super().from_magnitude(sample_rate, f)
+        return lambda m: tf.signal.mfccs_from_log_mel_spectrograms(log_mel(m))[..., : self.n_mfcc]
 
 
-def parse_features(data: Any, key: str = "features") -> FeaturesConfig:
+def parse_features(data: Any, key: str = "features") -> WaveConfig:
     """Validate the ``features`` params section; ``type`` picks the schema."""
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in _SCHEMAS:
+    if kind not in FEATURE_TYPES:
         raise ConfigError(
-            f"{key}.type: unknown feature type {kind!r}. Allowed: {', '.join(_SCHEMAS)} "
+            f"{key}.type: unknown feature type {kind!r}. Allowed: {', '.join(FEATURE_TYPES)} "
             "(pick one with `dvc exp run -S features=<type>`)"
         )
-    return parse(_SCHEMAS[kind], data, key)
+    return parse(FEATURE_TYPES[kind], data, key)
 
 
-@dataclass(frozen=True)
-class Framing:
-    """Frame sizes in samples for a config at a sample rate."""
-
-    frame_length: int
-    frame_step: int
-    fft_length: int
-
-
-def framing(cfg: FeaturesConfig, sample_rate: int) -> Framing:
-    frame_length = int(round(cfg.window_ms * sample_rate / 1000))
-    frame_step = int(round(cfg.hop_ms * sample_rate / 1000))
-    if frame_length < 2 or frame_step < 1:
-        raise ConfigError(
-            f"features.window_ms/hop_ms: {cfg.window_ms} ms / {cfg.hop_ms} ms give "
-            f"{frame_length}/{frame_step} samples at {sample_rate} Hz; use longer windows"
-        )
-    fft_length = cfg.n_fft or 1 << (frame_length - 1).bit_length()
-    if fft_length < frame_length:
-        raise ConfigError(
-            f"features.n_fft: {fft_length} is shorter than the window ({frame_length} samples)"
-        )
-    return Framing(frame_length, frame_step, fft_length)
-
-
-def input_rate(cfg: FeaturesConfig, prepared_rate: int) -> int:
+def input_rate(cfg: WaveConfig, prepared_rate: int) -> int:
     """Sample rate (Hz) of the waves the transform sees."""
     return cfg.sample_rate or prepared_rate
 
 
-def input_samples(cfg: FeaturesConfig, prepared_rate: int, n_samples: int) -> int:
+def input_samples(cfg: WaveConfig, prepared_rate: int, n_samples: int) -> int:
     """Length of a prepared clip of ``n_samples`` after resampling to the features' rate."""
     return int(round(n_samples * input_rate(cfg, prepared_rate) / prepared_rate))
 
@@ -177,80 +266,24 @@ def resample_clips(waves: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray
     return np.stack([fit_length(c, n_out) for c in out.T])
 
 
-def output_shape(cfg: FeaturesConfig, prepared_rate: int, n_samples: int) -> tuple[int, int]:
+def output_shape(cfg: WaveConfig, prepared_rate: int, n_samples: int) -> tuple[int, int]:
     """(frames, bins) of one prepared clip's features: (samples, 1) for the raw wave."""
-    sample_rate = input_rate(cfg, prepared_rate)
-    n_samples = input_samples(cfg, prepared_rate, n_samples)
-    if isinstance(cfg, WaveConfig) and not isinstance(cfg, StftConfig):
-        return n_samples, 1
-    f = framing(cfg, sample_rate)
-    if n_samples < f.frame_length:
-        raise ConfigError(
-            f"features.window_ms: the window ({f.frame_length} samples) is longer than the "
-            f"clips ({n_samples} samples)"
-        )
-    frames = 1 + (n_samples - f.frame_length) // f.frame_step
-    if isinstance(cfg, MfccConfig):
-        bins = cfg.n_mfcc
-    elif isinstance(cfg, LogMelConfig):
-        bins = cfg.n_mels
-    else:
-        bins = f.fft_length // 2 + 1
-    return frames, bins
+    rate = input_rate(cfg, prepared_rate)
+    return cfg.output_shape(input_samples(cfg, prepared_rate, n_samples), rate)
 
 
-def make_transform(cfg: FeaturesConfig, sample_rate: int):  # -> Callable[[tf.Tensor], tf.Tensor]
+def make_transform(cfg: WaveConfig, sample_rate: int):  # -> Callable[[tf.Tensor], tf.Tensor]
     """A TensorFlow function (clips, samples) float32 -> (clips, frames, bins) float32.
 
     ``sample_rate`` is the rate of its input, ``input_rate(cfg, ...)``: resampling happens
     before. Usable eagerly, inside ``tf.function`` or inside a Keras layer.
     """
-    tf = tensorflow()
-
-    if not isinstance(cfg, StftConfig):  # the raw wave
-        return lambda waves: tf.expand_dims(waves, -1)
-    f = framing(cfg, sample_rate)
-    mel_matrix = None
-    if isinstance(cfg, LogMelConfig):
-        nyquist = sample_rate / 2
-        fmax = cfg.fmax if cfg.fmax is not None else nyquist
-        if fmax > nyquist:
-            raise ConfigError(f"features.fmax: {fmax} Hz is above Nyquist ({nyquist} Hz)")
-        # (fft_bins, n_mels): maps the power spectrum onto HTK-mel triangular bands.
-        mel_matrix = tf.signal.linear_to_mel_weight_matrix(
-            num_mel_bins=cfg.n_mels,
-            num_spectrogram_bins=f.fft_length // 2 + 1,
-            sample_rate=sample_rate,
-            lower_edge_hertz=cfg.fmin,
-            upper_edge_hertz=fmax,
-        )
-
-    def transform(waves):
-        stft = tf.signal.stft(
-            waves,
-            frame_length=f.frame_length,
-            frame_step=f.frame_step,
-            fft_length=f.fft_length,
-            window_fn=tf.signal.hann_window,
-            pad_end=False,
-        )
-        magnitude = tf.abs(stft)  # (clips, frames, fft_length // 2 + 1)
-        if isinstance(cfg, LogSpecConfig):
-            return tf.math.log(magnitude + cfg.eps)
-        if mel_matrix is None:
-            return magnitude
-        mel = tf.tensordot(tf.square(magnitude), mel_matrix, 1)  # (clips, frames, n_mels)
-        log_mel = tf.math.log(mel + cfg.log_offset)
-        if isinstance(cfg, MfccConfig):
-            return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : cfg.n_mfcc]
-        return log_mel
-
-    return transform
+    return cfg.transform(sample_rate)
 
 
 def compute(
     waves: np.ndarray | Iterable[np.ndarray],
-    cfg: FeaturesConfig,
+    cfg: WaveConfig,
     sample_rate: int,
     batch_size: int = 256,
     *,
@@ -263,7 +296,7 @@ def compute(
 
     Batches keep memory bounded whatever the number of clips.
     """
-    tf = tensorflow()
+    tf = import_tensorflow()
 
     rate = input_rate(cfg, sample_rate)
     if isinstance(waves, np.ndarray):
@@ -283,7 +316,7 @@ def compute(
 def write_npy(
     path: Path,
     source: Path,
-    cfg: FeaturesConfig,
+    cfg: WaveConfig,
     sample_rate: int,
     desc: str,
     batch_size: int = 256,

@@ -1,5 +1,8 @@
 """Model builders, one family per module: ``build(input_shape, num_classes, **hparams)``.
 
+A builder raises a plain ``ValueError`` ("dropout: must be in [0, 1)") for a hyperparameter it
+refuses; ``build_model`` names the key (``model.dropout``).
+
 A model is chosen by ``conf/model/<name>.yaml`` whose ``model.name`` is a module here. Adding a
 model is one file here plus one yaml; nothing else is edited. The yaml's other ``model`` keys
 are the builder's keyword arguments, checked against its signature before any work.
@@ -62,18 +65,31 @@ def input_kind(name: str) -> str:
     return kind
 
 
+def build_model(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int):
+    """The configured network (a ``keras.Model``); a refused hyperparameter names its key."""
+    try:
+        return get_builder(model.name)(input_shape, num_classes, **model.hparams)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"model.{err}") from None
+
+
 def check_input(model: ModelConfig, features_type: str, conf: Path = Path("conf")) -> None:
     """Refuse features the model is not written for, naming the options that fit.
 
     The options are read from ``conf/features/*.yaml``, only when the check fails.
     """
-    kind = "wave" if features_type == "wave" else "spectrogram"
-    if kind == model.input:
+    from audioclf.features import FEATURE_TYPES
+
+    def kind(type_: object) -> str | None:
+        return FEATURE_TYPES[type_].input_kind if type_ in FEATURE_TYPES else None
+
+    if kind(features_type) == model.input:
         return
     fitting = []
     for path in sorted((conf / "features").glob("*.yaml")):
-        option_type = (yaml.safe_load(path.read_text()) or {}).get("type")
-        if (option_type == "wave") == (model.input == "wave"):
+        if kind((yaml.safe_load(path.read_text()) or {}).get("type")) == model.input:
             fitting.append(path.stem)
     what = "a raw waveform" if model.input == "wave" else "a spectrogram"
     picks = " or ".join(f"`-S features={o}`" for o in fitting) or "a matching features option"

@@ -12,7 +12,6 @@ and trains 3x faster per clip on a 2-core CPU than BC-ResNet-3 (50k; measured).
 
 from __future__ import annotations
 
-from audioclf.config import ConfigError
 from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
@@ -32,11 +31,11 @@ def build(
     from keras import layers
 
     if width <= 0:
-        raise ConfigError(f"model.width: must be > 0, got {width}")
+        raise ValueError(f"width: must be > 0, got {width}")
     if subbands < 1:
-        raise ConfigError(f"model.subbands: must be >= 1, got {subbands}")
+        raise ValueError(f"subbands: must be >= 1, got {subbands}")
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
 
     def bn(**kwargs):
         # momentum: see BN_MOMENTUM in audioclf.models (why not Keras' 0.99)

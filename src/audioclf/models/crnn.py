@@ -8,7 +8,6 @@ original predicts a label per time step instead).
 
 from __future__ import annotations
 
-from audioclf.config import ConfigError
 from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
@@ -27,9 +26,9 @@ def build(
     from keras import layers
 
     if min(conv_filters, conv_kernel, conv_stride, gru_units) < 1:
-        raise ConfigError("model.conv_filters, conv_kernel, conv_stride, gru_units: must be >= 1")
+        raise ValueError("conv_filters, conv_kernel, conv_stride, gru_units: must be >= 1")
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
     inputs = keras.Input(shape=tuple(input_shape), name="spectrogram")  # (frames, bins)
     x = layers.Conv1D(conv_filters, conv_kernel, strides=conv_stride, padding="same")(inputs)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)

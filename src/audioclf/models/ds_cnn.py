@@ -8,7 +8,6 @@ average pooling, dropout, softmax. Few parameters and multiplies per clip.
 
 from __future__ import annotations
 
-from audioclf.config import ConfigError
 from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
@@ -25,9 +24,9 @@ def build(
     from keras import layers
 
     if filters < 1 or blocks < 0:
-        raise ConfigError("model.filters: must be >= 1; model.blocks: must be >= 0")
+        raise ValueError("filters: must be >= 1; blocks: must be >= 0")
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
 
     def bn(**kwargs):
         # momentum: see BN_MOMENTUM in audioclf.models (why not Keras' 0.99)

@@ -23,9 +23,9 @@ def build(
     from keras import layers
 
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
     if dense < 1:
-        raise ConfigError(f"model.dense: must be >= 1, got {dense}")
+        raise ValueError(f"dense: must be >= 1, got {dense}")
     frames, bins = input_shape
     if min(frames, bins) < 22:
         raise ConfigError(

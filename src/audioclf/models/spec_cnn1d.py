@@ -7,7 +7,6 @@ because every filter spans all bins at once.
 
 from __future__ import annotations
 
-from audioclf.config import ConfigError
 from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
@@ -24,9 +23,9 @@ def build(
     from keras import layers
 
     if not filters:
-        raise ConfigError("model.filters: list at least one block width, e.g. [64, 128, 256]")
+        raise ValueError("filters: list at least one block width, e.g. [64, 128, 256]")
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
     inputs = keras.Input(shape=tuple(input_shape), name="spectrogram")  # (frames, bins)
     x = inputs
     for i, width in enumerate(filters):

@@ -7,7 +7,6 @@ the clip length and makes the model tolerant to where in the clip the word sits.
 
 from __future__ import annotations
 
-from audioclf.config import ConfigError
 from audioclf.models import BN_MOMENTUM
 
 INPUT = "spectrogram"  # (frames, bins)
@@ -25,9 +24,9 @@ def build(
     from keras import layers
 
     if not filters:
-        raise ConfigError("model.filters: list at least one block width, e.g. [32, 64, 128]")
+        raise ValueError("filters: list at least one block width, e.g. [32, 64, 128]")
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input(shape=tuple(input_shape), name="spectrogram")  # (frames, bins)
     x = layers.Reshape((*input_shape, 1))(inputs)  # one input channel

@@ -8,7 +8,6 @@ norm, dropout and the softmax classifier.
 
 from __future__ import annotations
 
-from audioclf.config import ConfigError
 from audioclf.models import BN_MOMENTUM
 
 INPUT = "wave"  # (samples, 1)
@@ -27,11 +26,11 @@ def build(
     from keras import layers
 
     if not filters:
-        raise ConfigError("model.filters: list at least one block width, e.g. [32, 64, 128, 256]")
+        raise ValueError("filters: list at least one block width, e.g. [32, 64, 128, 256]")
     if min(kernel_size, pool_size, dense) < 1:
-        raise ConfigError("model.kernel_size, pool_size, dense: must each be >= 1")
+        raise ValueError("kernel_size, pool_size, dense: must each be >= 1")
     if not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
     inputs = keras.Input(shape=tuple(input_shape), name="wave")  # (samples, 1)
     x = inputs
     for i, width in enumerate(filters):
