@@ -18,7 +18,7 @@ from audioclf.atomic import atomic_file, write_text
 from audioclf.comparison import markdown, table
 from audioclf.config import load_params, parse, section
 from audioclf.evaluation import EvaluateConfig
-from audioclf.report import StageTimer
+from audioclf.stagetimer import StageTimer
 from audioclf.tracking import finished_runs, set_description, tracking_uri
 
 REPORTS = Path("reports")

@@ -23,7 +23,7 @@ from pathlib import Path
 from audioclf.atomic import atomic_dir
 from audioclf.config import load_params, parse, section
 from audioclf.datasets import module
-from audioclf.report import StageTimer
+from audioclf.stagetimer import StageTimer
 
 OUT = Path("data/raw")
 

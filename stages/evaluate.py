@@ -24,11 +24,11 @@ import numpy as np
 
 from audioclf.atomic import atomic_file, write_json, write_text
 from audioclf.config import flatten, load_params, parse, section
-from audioclf.evaluation import EvaluateConfig, summarize
+from audioclf.evaluation import EvaluateConfig, set_accuracies, summarize
 from audioclf.features import compute, parse_features, resample_clips
 from audioclf.plots import confusion_png, curves_png
-from audioclf.report import StageTimer
-from audioclf.tf import tensorflow
+from audioclf.stagetimer import StageTimer
+from audioclf.tfimport import import_tensorflow
 from audioclf.tracking import log_pipeline_run, run_tags
 
 MODEL = Path("data/model")
@@ -36,6 +36,16 @@ FEATURES = Path("data/features")
 PREPARED = Path("data/prepared")
 CORRUPTED = Path("data/corrupted")
 REPORTS = Path("reports")
+# What metrics.json takes from the train stage's summary.json.
+TRAINED = (
+    "best_val_accuracy",
+    "best_val_loss",
+    "best_epoch",
+    "epochs_run",
+    "trainable_params",
+    "train_seconds",
+    "seconds_per_epoch",
+)
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -44,80 +54,52 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
 
 
-def corrupted_accuracy(
-    model, y_test: np.ndarray, params: dict, sample_rate: int, batch_size: int
-) -> dict[str, float]:
-    """``test/acc_<set>`` for each set in data/corrupted, and their mean."""
-    feats = parse_features(section(params, "features"))
+def corrupted_predictions(
+    model, n_clips: int, feats, sample_rate: int, batch_size: int
+) -> dict[str, np.ndarray]:
+    """The predicted labels on each set of data/corrupted, its features computed as the
+    cache's are."""
     sets = json.loads((CORRUPTED / "sets.json").read_text())
-    acc = {}
+    out = {}
     for name in sets:
         waves = np.load(CORRUPTED / f"{name}.npy", mmap_mode="r")  # float16 (clips, samples)
-        if len(waves) != len(y_test):
+        if len(waves) != n_clips:
             raise ValueError(
-                f"{CORRUPTED}/{name}.npy has {len(waves)} clips, the test set {len(y_test)}: "
+                f"{CORRUPTED}/{name}.npy has {len(waves)} clips, the test set {n_clips}: "
                 "the corrupted sets are stale; run `dvc repro` to regenerate them"
             )
         x = np.concatenate(list(compute(waves, feats, sample_rate, batch_size)))
-        pred = model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=1)
-        acc[f"test/acc_{name}"] = float(np.mean(pred == y_test))
-    if acc:
-        acc["test/acc_corrupted_mean"] = float(np.mean(list(acc.values())))
-    return acc
+        out[name] = model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=1)
+    return out
 
 
-def main() -> None:
-    timer = StageTimer("evaluate")
-    params = load_params()
-    cfg = parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
-    labels = json.loads((PREPARED / "labels.json").read_text())
-    classes = labels["classes"]
-    x_test = np.load(FEATURES / "test_x.npy", mmap_mode="r")
-    y_test = np.load(PREPARED / "test_y.npy")
-    history = read_history(MODEL / "history.csv")
-    trained = json.loads((MODEL / "summary.json").read_text())
-
-    tensorflow()  # quiet, then Keras on its TensorFlow backend
-    import keras
-
-    import audioclf.specaugment  # noqa: F401  (registers the layer for loading)
-
-    model = keras.models.load_model(MODEL / "model.keras")
-    probs = model.predict(np.asarray(x_test), batch_size=cfg.batch_size, verbose=0)
-    test = summarize(probs, y_test, classes)
-    robustness = {"test/acc_clean": test["accuracy"]}
-    robustness |= corrupted_accuracy(model, y_test, params, labels["sample_rate"], cfg.batch_size)
-
-    # The exported model computes its own features from the raw test clips; it must agree.
+def export_agreement(probs: np.ndarray, sample_rate: int, batch_size: int) -> float:
+    """How often the exported raw-wave model (features computed inside it from the raw test
+    clips) picks the cached-features model's class."""
     from audioclf import export
 
     exported = export.load(MODEL)
-    waves = resample_clips(
-        np.load(PREPARED / "test_x.npy"), labels["sample_rate"], exported.sample_rate
-    )
-    wave_probs = export.predict(exported.model, waves, cfg.batch_size)
+    waves = resample_clips(np.load(PREPARED / "test_x.npy"), sample_rate, exported.sample_rate)
+    wave_probs = export.predict(exported.model, waves, batch_size)
     agreement = float(np.mean(wave_probs.argmax(axis=1) == probs.argmax(axis=1)))
     if agreement < 1:
         print(
             f"[evaluate] WARNING: the exported model ({MODEL}/{export.MODEL_FILE}) disagrees "
             f"with the cached-features model on {1 - agreement:.2%} of the test clips"
         )
+    return agreement
 
-    metrics = {
-        "test_accuracy": test["accuracy"],
-        "test_balanced_accuracy": test["balanced_accuracy"],
-        "test_loss": test["loss"],
-        "best_val_accuracy": trained["best_val_accuracy"],
-        "best_val_loss": trained["best_val_loss"],
-        "best_epoch": trained["best_epoch"],
-        "epochs_run": trained["epochs_run"],
-        "trainable_params": trained["trainable_params"],
-        "train_seconds": trained["train_seconds"],
-        "seconds_per_epoch": trained["seconds_per_epoch"],
-        "export_agreement": agreement,
-        **robustness,
-        "per_class_accuracy": test["per_class_accuracy"],
-    }
+
+def write_reports(
+    metrics: dict,
+    test: dict,
+    probs: np.ndarray,
+    y_test: np.ndarray,
+    classes: list[str],
+    history: dict[str, list[float]],
+    title: str,
+) -> None:
+    """metrics.json, predictions.csv, confusion.png and curves.png in reports/."""
     REPORTS.mkdir(exist_ok=True)
     write_json(REPORTS / "metrics.json", metrics)
     y_pred = probs.argmax(axis=1)
@@ -126,7 +108,6 @@ def main() -> None:
         "actual,predicted\n"
         + "".join(f"{classes[t]},{classes[p]}\n" for t, p in zip(y_test, y_pred)),
     )
-    title = f"{trained['model']}: test accuracy {test['accuracy']:.4f}"
     cm = np.asarray(test["confusion_matrix"])
     for name, draw in (
         ("confusion.png", lambda p: confusion_png(cm, classes, p, title)),
@@ -135,6 +116,43 @@ def main() -> None:
         with atomic_file(REPORTS / name) as tmp:
             draw(tmp)
 
+
+def main() -> None:
+    timer = StageTimer("evaluate")
+    params = load_params()
+    cfg = parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
+    feats = parse_features(section(params, "features"))
+    labels = json.loads((PREPARED / "labels.json").read_text())
+    classes, rate = labels["classes"], labels["sample_rate"]
+    x_test = np.load(FEATURES / "test_x.npy", mmap_mode="r")
+    y_test = np.load(PREPARED / "test_y.npy")
+    trained = json.loads((MODEL / "summary.json").read_text())
+    history = read_history(MODEL / "history.csv")
+
+    import_tensorflow()  # quiet, then Keras on its TensorFlow backend
+    import keras
+
+    from audioclf.specaugment import layer_class
+
+    layer_class()  # registered for loading
+    model = keras.models.load_model(MODEL / "model.keras")
+    probs = model.predict(np.asarray(x_test), batch_size=cfg.batch_size, verbose=0)
+    test = summarize(probs, y_test, classes)
+    robustness = {"test/acc_clean": test["accuracy"]}
+    robustness |= set_accuracies(
+        corrupted_predictions(model, len(y_test), feats, rate, cfg.batch_size), y_test
+    )
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_balanced_accuracy": test["balanced_accuracy"],
+        "test_loss": test["loss"],
+        **{k: trained[k] for k in TRAINED},
+        "export_agreement": export_agreement(probs, rate, cfg.batch_size),
+        **robustness,
+        "per_class_accuracy": test["per_class_accuracy"],
+    }
+    title = f"{trained['model']}: test accuracy {test['accuracy']:.4f}"
+    write_reports(metrics, test, probs, y_test, classes, history, title)
     scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     scalars |= {f"test_acc_{c}": a for c, a in test["per_class_accuracy"].items() if a is not None}
     run_id = log_pipeline_run(

@@ -16,9 +16,9 @@ from pathlib import Path
 from audioclf.atomic import atomic_dir
 from audioclf.config import load_params, section, to_dict
 from audioclf.features import input_rate, output_shape, parse_features, write_npy
+from audioclf.layout import SPLITS
 from audioclf.npystream import shape_of
-from audioclf.report import StageTimer
-from audioclf.splits import SPLITS
+from audioclf.stagetimer import StageTimer
 
 PREPARED = Path("data/prepared")
 OUT = Path("data/features")

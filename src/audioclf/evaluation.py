@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,3 +61,12 @@ def summarize(probs: np.ndarray, y_true: np.ndarray, classes: list[str]) -> dict
         },
         "confusion_matrix": cm.tolist(),
     }
+
+
+def set_accuracies(predicted: Mapping[str, np.ndarray], y_true: np.ndarray) -> dict[str, float]:
+    """``test/acc_<set>`` for each set's predicted labels, and their mean as
+    ``test/acc_corrupted_mean`` (absent when there are no sets)."""
+    acc = {f"test/acc_{name}": float(np.mean(y == y_true)) for name, y in predicted.items()}
+    if acc:
+        acc["test/acc_corrupted_mean"] = float(np.mean(list(acc.values())))
+    return acc

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from audioclf.features import input_rate, input_samples, make_transform, parse_features
-from audioclf.tf import tensorflow
+from audioclf.tfimport import import_tensorflow
 
-tensorflow()  # quiet, then Keras on its TensorFlow backend
+import_tensorflow()  # quiet, then Keras on its TensorFlow backend
 import keras  # noqa: E402
 
-import audioclf.specaugment  # noqa: E402, F401  (registers the layer a trained model may hold)
+from audioclf.specaugment import layer_class  # noqa: E402
+
+layer_class()  # registers the SpecAugment layer a trained model may hold
 
 MODEL_FILE = "inference.keras"
 META_FILE = "inference.json"
@@ -54,7 +56,6 @@ class Exported:
     classes: list[str]
     sample_rate: int  # Hz of the input waves
     clip_samples: int  # samples per input clip
-    meta: dict[str, Any]
 
 
 def build(trained, features: dict[str, Any], prepared_rate: int, prepared_samples: int):
@@ -91,7 +92,7 @@ def load(folder: str | Path) -> Exported:
             )
     meta = json.loads((folder / META_FILE).read_text())
     model = keras.models.load_model(folder / MODEL_FILE)
-    return Exported(model, meta["classes"], meta["sample_rate"], meta["clip_samples"], meta)
+    return Exported(model, meta["classes"], meta["sample_rate"], meta["clip_samples"])
 
 
 def predict(model, waves: np.ndarray, batch_size: int = 256) -> np.ndarray:

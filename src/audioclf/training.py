@@ -1,19 +1,22 @@
-"""Compile and fit a Keras model: seeded, deterministic, early-stopped on validation loss.
+"""Compile and fit a Keras model: seeded, deterministic, early-stopped on validation loss;
+time each epoch and write the history.
 
 Shapes: features (clips, frames, bins) float32, labels (clips,) int32 class ids.
 """
 
 from __future__ import annotations
 
+import csv
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from audioclf.augment import SpecAugmentConfig
 from audioclf.config import check
-from audioclf.tf import tensorflow
+from audioclf.specaugment import SpecAugmentConfig
+from audioclf.tfimport import import_tensorflow
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class TrainConfig:
 
 def make_deterministic(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels."""
-    tf = tensorflow()
+    tf = import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -64,14 +67,14 @@ def with_normalization(
     """
     import keras
 
-    from audioclf.specaugment import SpecAugment
+    from audioclf.specaugment import layer_class
 
     mean = x_train.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)  # (bins,)
     var = x_train.var(axis=(0, 1), dtype=np.float64).astype(np.float32)
     inputs = keras.Input(shape=x_train.shape[1:], name="features")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=var, name="standardize")(inputs)
     if spec_augment is not None and spec_augment.active:
-        x = SpecAugment(**asdict(spec_augment), seed=seed, name="spec_augment")(x)
+        x = layer_class()(**asdict(spec_augment), seed=seed, name="spec_augment")(x)
     return keras.Model(inputs, body(x), name=body.name)
 
 
@@ -82,9 +85,10 @@ def fit(
     num_classes: int,
     cfg: TrainConfig,
     checkpoint: Path,
-    extra_callbacks: list | None = None,
 ):  # -> (keras.Model with the best weights, history dict of per-epoch lists)
-    """Train with early stopping; the best epoch (lowest validation loss) is saved and kept."""
+    """Train with early stopping; the best epoch (lowest validation loss) is saved and kept.
+    The history has per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and
+    ``epoch_seconds``."""
     import keras
 
     steps = cfg.epochs * int(np.ceil(len(train[0]) / cfg.batch_size))
@@ -105,7 +109,7 @@ def fit(
             monitor="val_loss", patience=cfg.patience, restore_best_weights=True
         ),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
-        *(extra_callbacks or []),
+        timer := epoch_timer(),
     ]
     history = model.fit(
         train[0],
@@ -117,6 +121,59 @@ def fit(
         callbacks=callbacks,
         verbose=2,
     )
-    import audioclf.specaugment  # noqa: F401  (registers the layer for loading)
+    from audioclf.specaugment import layer_class
 
-    return keras.models.load_model(checkpoint), history.history
+    layer_class()  # registered for loading
+    return keras.models.load_model(checkpoint), {**history.history, **timer.history}
+
+
+def epoch_timer():  # -> keras.callbacks.Callback
+    """A callback that records each epoch's wall time in ``.history["epoch_seconds"]``."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: dict[str, list[float]] = {"epoch_seconds": []}
+
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            self.history["epoch_seconds"].append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
+HISTORY = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+
+
+def write_history(path: Path, history: dict[str, list[float]]) -> None:
+    """history.csv: one row per epoch (1-based) with the ``HISTORY`` columns, 6 digits."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", *HISTORY])
+        for e in range(len(history["loss"])):
+            w.writerow([e + 1, *(f"{history[k][e]:.6g}" for k in HISTORY)])
+
+
+def trainable_params(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def summary(
+    model, name: str, history: dict[str, list[float]], train_seconds: float
+) -> dict[str, float | int | str]:
+    """summary.json: trainable params, epochs run, the best epoch and its validation scores,
+    train time and mean seconds per epoch."""
+    best = int(np.argmin(history["val_loss"]))
+    return {
+        "model": name,
+        "trainable_params": trainable_params(model),
+        "epochs_run": len(history["loss"]),
+        "best_epoch": best + 1,
+        "best_val_loss": float(history["val_loss"][best]),
+        "best_val_accuracy": float(history["val_accuracy"][best]),
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_epoch": round(float(np.mean(history["epoch_seconds"])), 3),
+    }
