@@ -16,9 +16,9 @@ from audioclf.config import ConfigError, parse, section
 from audioclf.corruption import parse_corruptions
 from audioclf.evaluation import EvaluateConfig
 from audioclf.features import parse_features
+from audioclf.manifest import PrepareConfig
 from audioclf.models import available, check_input, parse_model
 from audioclf.training import TrainConfig
-from stages.prepare import PrepareConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -223,7 +223,7 @@ def test_dvc_yaml_lists_exactly_the_code_each_stage_imports(stage: str) -> None:
         # The dataset module is chosen by params (templated as ${data.name}); what any of
         # them imports is listed.
         expected.add("src/audioclf/datasets/${data.name}.py")
-        for name in datasets.NAMES:
+        for name in datasets.available():
             path = ROOT / "src/audioclf/datasets" / f"{name}.py"
             expected |= {p.relative_to(ROOT).as_posix() for p in package_imports(path)}
     if "src/audioclf/models/__init__.py" in expected:

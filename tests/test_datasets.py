@@ -27,10 +27,8 @@ from audioclf.clips import chop
 from audioclf.config import ConfigError
 from audioclf.datasets import fsdd
 from audioclf.download import DownloadError
+from audioclf.layout import SILENCE, SPLITS, UNKNOWN
 from audioclf.splits import (
-    SILENCE,
-    SPLITS,
-    UNKNOWN,
     class_names,
     extra_count,
     listed_set,
@@ -38,7 +36,7 @@ from audioclf.splits import (
     speaker_of,
     which_set,
 )
-from tests.conftest import tone_clip
+from tests.helpers import tone_clip
 from tests.httpserver import LoopbackServer
 from tests.test_config import write_params
 

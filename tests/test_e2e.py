@@ -72,10 +72,9 @@ def mlflow_runs(repo: Path):
     return [] if exp is None else client.search_runs([exp.experiment_id])
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh git repository holding this project's tracked files (no data, no store)."""
-    repo = tmp_path_factory.mktemp("repo")
+def copy_of_project(repo: Path) -> Path:
+    """A fresh git repository in ``repo`` holding this project's tracked files (no data, no
+    store)."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -92,6 +91,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "baseline")
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_of_project(tmp_path_factory.mktemp("repo"))
 
 
 def test_exp_run_tracks_the_run_in_mlflow(repo: Path) -> None:
@@ -260,3 +264,103 @@ def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
         assert f"{run.data.metrics['test_accuracy']:.4f}" in text  # the comparison table
         assert f"{run.data.metrics['test/acc_corrupted_mean']:.4f}" in text
     assert (tmp_path / "mlflow-ui.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- extension points: a dataset and a feature type are two files each ---------------------
+
+TONES_DATASET = '''"""Dataset ``tones``: a pure tone per class (written by the extension test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audioclf.audio_io import write_wav
+from audioclf.datasets import Materialised
+
+
+@dataclass(frozen=True)
+class Config:
+    pitches: tuple[float, ...] = (440.0, 880.0)
+    speakers: int = 20
+    seed: int = 0
+
+
+def materialise(cfg: Config, out: Path, progress: bool = True) -> Materialised:
+    rng = np.random.default_rng(cfg.seed)
+    t = np.arange(16000) / 16000
+    for pitch in cfg.pitches:
+        (out / f"{pitch:g}").mkdir()
+        for s in range(cfg.speakers):
+            wave = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(t.size)
+            write_wav(out / f"{pitch:g}" / f"{s:04d}_nohash_0.wav", wave, 16000)
+    return Materialised("tones", f"{len(cfg.pitches) * cfg.speakers} clips")
+'''
+TONES_YAML = """name: tones
+download:
+  pitches: [440.0, 880.0]
+  speakers: 20
+  seed: 0
+prepare:
+  sample_rate: 16000
+  clip_seconds: 1.0
+  commands: null
+  split: hash
+  speaker_pattern: "^(.+?)_nohash_"
+  long_clips: crop
+  validation_percentage: 20.0
+  testing_percentage: 20.0
+  silence_percentage: 0.0
+  unknown_percentage: 0.0
+  seed: 59185
+"""
+LOGPOWER_FEATURE = '''
+
+
+@dataclass(frozen=True)
+class LogPowerConfig(StftConfig):
+    """log(|X|^2 + eps) (written by the extension test)."""
+
+    type: Literal["logpower"] = "logpower"
+    eps: float = 1e-10
+
+    def from_magnitude(self, sample_rate: int, f: Framing):
+        tf = import_tensorflow()
+        return lambda magnitude: tf.math.log(tf.square(magnitude) + self.eps)
+'''
+LOGPOWER_YAML = (
+    "type: logpower\nsample_rate: null\nwindow_ms: 25.0\nhop_ms: 10.0\nn_fft: null\neps: 1.0e-10\n"
+)
+
+
+def test_a_new_dataset_and_a_new_feature_type_are_two_files_each(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Add `datasets/tones.py` + `conf/data/tones.yaml` and a `features.py` class +
+    `conf/features/logpower.yaml`, touch nothing else, and run the real pipeline on them."""
+    repo = copy_of_project(tmp_path_factory.mktemp("extended"))
+    (repo / "src/audioclf/datasets/tones.py").write_text(TONES_DATASET)
+    (repo / "conf/data/tones.yaml").write_text(TONES_YAML)
+    with (repo / "src/audioclf/features.py").open("a") as f:
+        f.write(LOGPOWER_FEATURE)
+    (repo / "conf/features/logpower.yaml").write_text(LOGPOWER_YAML)
+    changed = sh(repo, "git", "status", "--porcelain").split("\n")
+    assert sorted(line[3:] for line in changed if line) == [
+        "conf/data/tones.yaml",
+        "conf/features/logpower.yaml",
+        "src/audioclf/datasets/tones.py",
+        "src/audioclf/features.py",
+    ]
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "a dataset and a feature type")
+    overrides = ["data=tones", "features=logpower", "train.epochs=1", SMALL_CNN]
+    out = sh(repo, "dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)])
+    assert ran(out) == list(STAGES)
+    info = json.loads((repo / "data/features/info.json").read_text())
+    assert info["features"]["type"] == "logpower" and info["shape"] == [98, 257]
+    labels = json.loads((repo / "data/prepared/labels.json").read_text())
+    assert labels["classes"] == ["440", "880"]
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["export_agreement"] == 1.0  # the exported model computes the new features

@@ -1,0 +1,82 @@
+"""Metrics, the comparison table and atomic writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioclf import atomic, evaluation
+
+
+def test_confusion_and_per_class_accuracy_exact() -> None:
+    y_true = np.array([0, 0, 1, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0, 2])
+    cm = evaluation.confusion_matrix(y_true, y_pred, 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    acc = evaluation.per_class_accuracy(cm)
+    assert acc[:3].tolist() == [0.5, 2 / 3, 1.0] and np.isnan(acc[3])
+    probs = np.eye(4)[y_pred] * 0.9 + 0.025
+    s = evaluation.summarize(probs, y_true, ["a", "b", "c", "d"])
+    assert s["accuracy"] == pytest.approx(4 / 6) and s["per_class_accuracy"]["d"] is None
+
+
+def test_atomic_writes_leave_nothing_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic.atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "half.npy").write_bytes(b"xx")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    atomic.write_json(tmp_path / "m.json", {"a": 1})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_comparison_table_is_best_first_with_corrupted_columns_when_present() -> None:
+    import pandas as pd
+
+    from audioclf.comparison import markdown, table
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "start_time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"]),
+            "tags.mlflow.runName": ["old", "mid", "new"],
+            "params.data.name": ["synthetic", "synthetic", "fsdd"],
+            "params.model.name": ["spec_cnn2d", "light_cnn", "wave_cnn1d"],
+            "params.features.type": ["logmel", "logspec", "wave"],
+            "params.features.sample_rate": ["None", "8000", "8000"],
+            "params.augment.name": ["none", "noise_shift", "noise_shift"],
+            "metrics.trainable_params": [72796.0, 313854.0, 457452.0],
+            "metrics.train_seconds": [180.3, 60.0, 600.0],
+            "metrics.seconds_per_epoch": [9.0, 3.0, 30.0],
+            "metrics.epochs_run": [20.0, 20.0, 20.0],
+            "metrics.best_val_accuracy": [0.875, 0.8, 0.9],
+            "metrics.test_accuracy": [0.8917, 0.85, 0.8917],
+            "metrics.test_balanced_accuracy": [0.89, None, 0.88],  # older runs lack it
+            "metrics.test/acc_clean": [0.8917, None, 0.8917],  # = test_accuracy: no column
+            "metrics.test/acc_speed_slow": [0.7, None, 0.8],
+            "metrics.test/acc_noise_snr10": [0.5, None, 0.6],
+            "metrics.test/acc_corrupted_mean": [0.6, None, 0.7],
+        }
+    )
+    df = table(runs)
+    assert list(df["run"]) == ["new", "old", "mid"]  # ties: newer first
+    assert list(df["features"]) == ["wave 8k", "logmel", "logspec 8k"]
+    assert list(df.columns)[-6:] == [
+        "clean",
+        "balanced",
+        "noise_snr10",
+        "speed_slow",
+        "corrupted_mean",
+        "run_id",
+    ]
+    md = markdown(df).splitlines()
+    assert md[0].startswith("| run | data | model | features | augment | trainable_params |")
+    assert md[2] == (
+        "| new | fsdd | wave_cnn1d | wave 8k | noise_shift | 457,452 | 600 | 30.0 | 20 | 0.9000 "
+        "| 0.8917 | 0.8800 | 0.6000 | 0.8000 | 0.7000 |"
+    )
+    assert md[4].endswith("| 0.8500 |  |  |  |  |")  # no corrupted-test values for that run
+    assert table(pd.DataFrame()).empty
