@@ -5,11 +5,12 @@ Clips are the default dataset's prepared training clips (``data/prepared``: run 
 first), 1 s at 16 kHz; noise is the training part of its noise recordings. Every transform
 runs at p = 1 so each clip pays for it. The baseline, measured in the same run, is the
 feature cache's own work per clip: the default log-mel features (``features`` stage), so a
-ratio of 0.5 means "twice as slow as computing the clip's features". One process: the stages
-spread the work over all cores (``audioclf.parallel``), ``--workers`` measures that too. Each
-figure is the best of three timed passes after a warm-up pass.
+ratio of 0.5 means "twice as slow as computing the clip's features". One process, except the
+rows "the stage's way": the stage spreads the work over the cores this process may use
+(``audioclf.fanout``), worker start-up included. Each figure is the best of three timed passes
+after a warm-up pass.
 
-    python benchmarks/augment_throughput.py [--clips 400] [--workers 2]
+    python benchmarks/augment_throughput.py [--clips 400] [--stage-clips 1600]
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from audioclf.augment import TRANSFORMS, AugmentConfig, Augmenter, augment_chunk, write_noise_wavs
+from audioclf.augment import TRANSFORMS, AugmentConfig, augmenter
 from audioclf.config import parse
-from audioclf.corruption import Corrupter, parse_corruptions
+from audioclf.corruption import corrupter, parse_corruptions
+from audioclf.fanout import map_rows
 from audioclf.features import compute, parse_features
-from audioclf.parallel import ordered_map
+from audioclf.parallel import n_workers
+from audioclf.transforms import write_noise_wavs
 
 ROOT = Path(__file__).resolve().parents[1]
 PREPARED = ROOT / "data/prepared"
@@ -54,7 +57,6 @@ def rate_of(fn, n: int, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=400, help="clips per measurement")
-    parser.add_argument("--workers", type=int, default=2, help="processes for the stage rows")
     parser.add_argument(
         "--stage-clips",
         type=int,
@@ -89,45 +91,42 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = write_noise_wavs(noises, rate, Path(tmp))
         heavy = composed("augment=heavy")["augment"]
-        items = [(0, i, w) for i, w in enumerate(waves)]
 
         def chain_rate(cfg: AugmentConfig) -> float:
-            worker = Augmenter(cfg, files, rate)
-            return rate_of(lambda: [worker(it) for it in items], n)
+            worker = augmenter(cfg, files, rate)
+            return rate_of(lambda: [worker.apply(0, (0, 0, i), w) for i, w in enumerate(waves)], n)
 
-        for name in TRANSFORMS:
+        for name in TRANSFORMS.names():
             one = {**heavy, "name": name, "chain": [name]}
             one["transforms"] = {**heavy["transforms"], name: {**heavy["transforms"][name], "p": 1}}
             rows.append((f"transform {name}", chain_rate(parse(AugmentConfig, one, "augment"))))
         for option in ("light", "heavy"):
             cfg = parse(AugmentConfig, composed(f"augment={option}")["augment"], "augment")
             rows.append((f"chain {option} (its p values)", chain_rate(cfg)))
-            worker = Augmenter(cfg, files, rate)
+            worker = augmenter(cfg, files, rate, PREPARED / "train_x.npy")
 
-            def stage(w: Augmenter = worker) -> None:
+            def stage(w=worker) -> None:
                 # The stage's way: chunks of 256 clips, each written by a worker to a file.
-                chunks = [stage_pairs[k : k + 256] for k in range(0, len(stage_pairs), 256)]
-                tasks = [
-                    (w, PREPARED / "train_x.npy", Path(tmp) / f"chunk{k}.npy", c)
-                    for k, c in enumerate(chunks)
-                ]
-                for _ in ordered_map(augment_chunk, tasks, None, args.workers, min_items=1):
-                    pass
+                items = [(0, (0, c, i), i, {}) for c, i in stage_pairs]
+                shape = (all_waves.shape[1],)
+                for _, _, path in map_rows(w.row, items, Path(tmp), np.float32, shape, min_items=1):
+                    path.unlink()
 
             rows.append(
                 (
-                    f"chain {option}, {args.workers} processes, {len(stage_pairs)} clips in "
-                    "chunks of 256 (the stage's way from 4,096 clips, worker start-up included)",
+                    f"chain {option}, {n_workers()} processes, {len(stage_pairs)} clips in "
+                    "chunks of 256 (the stage's way from 8,192 clips, worker start-up included)",
                     rate_of(stage, len(stage_pairs), repeats=1),
                 )
             )
 
         # (The stage mixes the test part of the noise; the cost is the same.)
         sets = parse_corruptions(defaults["evaluate"]["corruptions"])
-        corrupter = Corrupter(sets, files, rate, seed=0)
+        worker = corrupter(sets, files, rate)
         for k, s in enumerate(sets):
-            work = [(k, i, w) for i, w in enumerate(waves)]
-            speed = rate_of(lambda w=work: [corrupter(x) for x in w], n)
+            speed = rate_of(
+                lambda k=k: [worker.apply(k, (0, k, i), w) for i, w in enumerate(waves)], n
+            )
             rows.append((f"corruption {s.name}", speed))
 
     for name, r in rows:

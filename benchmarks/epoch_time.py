@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from audioclf.features import compute, parse_features
 from audioclf.models import available, get_builder, parse_model
-from audioclf.tf import tensorflow
+from audioclf.tfimport import import_tensorflow
 from audioclf.training import TrainConfig, make_deterministic, with_normalization
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def main() -> None:
     rate = json.loads((prepared / "labels.json").read_text())["sample_rate"]
     waves = np.load(prepared / "train_x.npy", mmap_mode="r")
     labels = np.load(prepared / "train_y.npy")
-    tensorflow()
+    import_tensorflow()
     import keras
 
     cache: dict[str, np.ndarray] = {}
