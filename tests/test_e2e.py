@@ -37,7 +37,7 @@ SMALL_CNN = "model.filters=[8,16]"  # spec_cnn2d (the default model) at a tiny s
 STAGES = ("download", "prepare", "corrupt", "features", "augment", "train", "evaluate", "compare")
 
 
-def sh(repo: Path, *args: str, timeout: float = 600) -> str:
+def sh(repo: Path, *args: str, timeout: float = 600, **extra_env: str) -> str:
     env = {
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
@@ -49,6 +49,7 @@ def sh(repo: Path, *args: str, timeout: float = 600) -> str:
         "GIT_COMMITTER_EMAIL": "test@example.com",
     }
     env.pop("MLFLOW_TRACKING_URI", None)  # use the repository's own store
+    env |= extra_env
     out = subprocess.run(
         list(args), cwd=repo, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -356,7 +357,10 @@ def test_a_new_dataset_and_a_new_feature_type_are_two_files_each(
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "a dataset and a feature type")
     overrides = ["data=tones", "features=logpower", "train.epochs=1", SMALL_CNN]
-    out = sh(repo, "dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)])
+    # The stages import the copy's own package, not the one installed from this checkout.
+    pythonpath = os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")])
+    args = [a for o in overrides for a in ("-S", o)]
+    out = sh(repo, "dvc", "exp", "run", *args, PYTHONPATH=pythonpath)
     assert ran(out) == list(STAGES)
     info = json.loads((repo / "data/features/info.json").read_text())
     assert info["features"]["type"] == "logpower" and info["shape"] == [98, 257]
