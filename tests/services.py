@@ -94,7 +94,11 @@ def _which(tool: str) -> str:
 
 @dataclass
 class Daemon:
-    """One server process in its own session, its output in ``log``."""
+    """One server process in its own session, its output in ``log``.
+
+    Start it from the thread that lives as long as it should: the kernel sends the
+    parent-death signal when the *thread* that started it ends.
+    """
 
     name: str
     cmd: list[str]

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +79,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "DVC_NO_ANALYTICS": "1",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # 9 retries with back-off wait about 6 minutes for the tracking server (MLflow's
+            # default 7, about 2); `mlflow server` can take 100 s to start on a busy 2-core CI.
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "9",
         }
         yield Cluster(db, s3, slurm, mlflow, origin, work, root / "scratch", env)
 
@@ -296,12 +298,13 @@ def test_the_tracking_server_restarted_mid_sweep_loses_no_run(cluster: Cluster) 
     # Only evaluate (and compare) re-run: the rest comes from the run cache.
     job_id = submit(c, "restart", [*GRID, "evaluate.batch_size=32"], wait=False)
     c.mlflow.stop()
-    came = wait_for_a_request(c.mlflow.port, timeout_s=600)
-    restarted = threading.Thread(target=c.mlflow.start)
-    restarted.start()  # ~20 s; the clients retry with backoff meanwhile (MLflow: 7 retries)
+    came = wait_for_a_request(c.mlflow.port, timeout_s=900)
+    # Back on the same port (20 s on an idle machine, 100 s seen on a busy one) while the
+    # clients retry with back-off. From this thread: the server dies with the thread that
+    # started it (setpriv --pdeathsig).
+    c.mlflow.start()
     wait_for_jobs(c, job_id)
-    restarted.join()
-    assert came, "no task reached the tracking server within 600 s"
+    assert came, "no task reached the tracking server within 900 s"
     states = task_states(c, job_id)
     logs = task_logs(c, "restart")
     assert set(states.values()) == {"COMPLETED 0:0"}, (states, logs)
