@@ -3,6 +3,7 @@
     audioclf predict clip.wav                      # top-3 labels with probabilities
     audioclf predict folder/ --top-k 1             # every WAV under folder/, a line each
     audioclf predict folder/ --submission sub.csv  # Kaggle-style fname,label
+    audioclf sweep --slurm -S 'model=a,b'          # a sweep on a cluster: docs/cluster.md
 
 The model is the exported raw-wave model the train stage writes (``data/model/inference.keras``
 and ``inference.json``): audio is read, mixed down, resampled and padded or cropped exactly as
@@ -78,7 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "silence/unknown for _silence_/_unknown_",
     )
     p.add_argument("--batch-size", type=int, default=256)
+    from audioclf import job, sweep  # the cluster commands (docs/cluster.md)
+
+    job.add_parser(sub)
+    sweep.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command != "predict":
+        return args.handler(args)
     if args.top_k < 1:
         parser.error("--top-k: must be >= 1")
 

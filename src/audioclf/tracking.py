@@ -37,13 +37,24 @@ def git_commit(cwd: Path | None = None) -> str:
     return out.stdout.strip()
 
 
+# Scheduler job ids, when a cluster engine ran the experiment (docs/cluster.md): environment
+# variable -> tag. An array task has its own SLURM_JOB_ID and its array's id and index.
+JOB_ID_TAGS = {
+    "SLURM_JOB_ID": "slurm_job_id",
+    "SLURM_ARRAY_JOB_ID": "slurm_array_job_id",
+    "SLURM_ARRAY_TASK_ID": "slurm_array_task_id",
+}
+
+
 def run_tags() -> dict[str, str]:
-    """Provenance: git commit and, under `dvc exp run`, the experiment's name and baseline."""
+    """Provenance: git commit and, under `dvc exp run`, the experiment's name and baseline;
+    under a scheduler, its job ids."""
     # A queued experiment runs in a temporary copy whose HEAD is a DVC-internal commit; the
     # baseline DVC names is the user's commit the experiment was made from.
     tags = {"git_commit": os.environ.get("DVC_EXP_BASELINE_REV") or git_commit()}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    tags |= {tag: os.environ[var] for var, tag in JOB_ID_TAGS.items() if os.environ.get(var)}
     return tags
 
 
