@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audioclf.atomic import atomic_dir
+from audioclf.atomic import atomic_files
 from audioclf.config import load_params, section, to_dict
 from audioclf.features import input_rate, output_shape, parse_features, write_npy
 from audioclf.layout import SPLITS
@@ -32,7 +32,7 @@ def main() -> None:
     shape = output_shape(cfg, rate, info["clip_samples"])
 
     total = 0
-    with atomic_dir(OUT) as tmp:
+    with atomic_files(OUT) as tmp:
         for split in SPLITS:
             # Read and written batch by batch: memory stays bounded at any dataset size.
             source = PREPARED / f"{split}_x.npy"

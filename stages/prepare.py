@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioclf.atomic import atomic_dir
+from audioclf.atomic import atomic_files
 from audioclf.audio_io import AudioError
 from audioclf.clips import load_audio, load_rows
 from audioclf.config import ConfigError, load_params, parse, section
@@ -167,7 +167,7 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
 def main() -> None:
     timer = StageTimer("prepare")
     cfg = parse(PrepareConfig, section(load_params(), "data.prepare"), "data.prepare")
-    with atomic_dir(OUT) as tmp:
+    with atomic_files(OUT) as tmp:
         done = prepare(cfg, tmp)
 
     skipped = sorted(r for r in done.report if r[1] == "skipped")

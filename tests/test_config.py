@@ -254,3 +254,54 @@ def test_an_unknown_model_option_is_refused_listing_the_models() -> None:
     message = str(err.value)
     assert "Could not find 'model/resnet'" in message
     assert all(name in message for name in available())
+
+
+def out_paths(stage: dict) -> list[str]:
+    entries = [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
+
+
+def test_no_stage_depends_on_a_file_inside_another_stages_folder_output() -> None:
+    """A dependency inside a folder output is resolved through that folder's listing (.dir)
+    in the cache. A fresh clone lacks it whenever dvc.lock names results that were never
+    pushed (another dataset's, say), and DVC 3 then fails experiments whose stages are restored
+    from the run cache ("failed to load directory ('data', 'prepared')"). So stages whose
+    outputs are read file by file declare each file as an output."""
+    outs = {path: name for name, stage in DVC.items() for path in out_paths(stage)}
+    for name, stage in DVC.items():
+        for dep in stage.get("deps", []):
+            inside = [o for o in outs if dep.startswith(f"{o}/")]
+            assert not inside, f"{name} depends on {dep}, inside {outs[inside[0]]}'s {inside[0]}"
+
+
+@pytest.mark.parametrize(
+    ("preset", "same_as"),
+    [
+        ("kaggle_light_cnn", ["data=speech_commands", "model=light_cnn", "augment=none"]),
+        ("wave_cnn1d", ["data=speech_commands", "model=wave_cnn1d", "augment=none"]),
+        (
+            "gender",
+            [
+                "data=folder",
+                "features=logspec",
+                "data.prepare.clip_seconds=2.0",
+                "data.prepare.commands=[female,male]",
+                "features.window_ms=64.0",
+                "features.hop_ms=16.0",
+            ],
+        ),
+    ],
+)
+def test_a_preset_states_only_what_differs_and_validates(preset: str, same_as: list) -> None:
+    """`-S experiment=<preset>` (conf/experiment/) composes to the same params as the group
+    choices and keys it names, and those validate; it adds no key of its own."""
+    params = composed([f"experiment={preset}"])
+    assert params == composed(same_as)
+    assert "experiment" not in params
+    validate(params)
+
+
+def test_every_preset_is_tested() -> None:
+    presets = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+    tested = test_a_preset_states_only_what_differs_and_validates.pytestmark[0].args[1]
+    assert presets == {preset for preset, _ in tested}

@@ -368,3 +368,68 @@ def test_a_new_dataset_and_a_new_feature_type_are_two_files_each(
     assert labels["classes"] == ["440", "880"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["export_agreement"] == 1.0  # the exported model computes the new features
+
+
+# --- a fresh clone works for every documented workflow, in any order ------------------------
+
+
+def wait_for_queue(repo: Path, runs: int, timeout: float = 900) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = sh(repo, "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"queue did not finish:\n{status}")
+    assert status.count("Success") == runs, status
+    return status
+
+
+def test_own_data_then_a_queued_sweep_from_a_fresh_clone(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Issue 12's sequence: clone (empty DVC cache; the committed dvc.lock names the default
+    dataset's results, which are in no cache), run your own folder of recordings once, queue a
+    two-model sweep on it, reset the workspace and run again, run a stage target. Every queued
+    experiment once failed here with "failed to load directory ('data', 'prepared')"."""
+    from tests.helpers import make_raw
+
+    origin = copy_of_project(tmp_path_factory.mktemp("origin"))
+    mine = make_raw(tmp_path_factory.mktemp("recordings") / "words", speakers=16)
+    shutil.rmtree(mine / "_background_noise_")  # a plain folder of class folders
+    work = tmp_path_factory.mktemp("clone") / "audioclf"
+    sh(work.parent, "git", "clone", "-q", str(origin), str(work))
+    assert not (work / ".dvc/cache").exists()
+
+    own = [
+        "data=folder",
+        f"data.download.path={mine}",
+        "data.prepare.validation_percentage=20.0",
+        "data.prepare.testing_percentage=20.0",
+        "train.epochs=1",
+    ]
+    args = [a for o in own for a in ("-S", o)]
+    out = sh(work, "dvc", "exp", "run", *args, "-S", SMALL_CNN)
+    assert ran(out) == list(STAGES)
+    classes = json.loads((work / "data/prepared/labels.json").read_text())["classes"]
+    assert classes == ["bed", "cat", "no", "up", "yes"]
+
+    # The sweep on the same data: the data stages come from the run cache in each queued copy.
+    sh(work, "dvc", "exp", "run", "--queue", *args, "-S", "model=spec_cnn1d,crnn")
+    sh(work, "dvc", "queue", "start", "-j", "2")
+    wait_for_queue(work, 2)
+    names = sh(work, "dvc", "exp", "list", "--name-only").split()
+    assert len(names) >= 3, names
+
+    # A reset workspace, then the same run again: every stage restored, nothing recomputed.
+    sh(work, "git", "checkout", "--", ".")
+    out = sh(work, "dvc", "exp", "run", *args, "-S", SMALL_CNN)
+    assert [s for s in STAGES[:-1] if f"Stage '{s}' is cached" in out] == list(STAGES[:-1]), out
+    assert set(ran(out)) <= {"compare"}, out
+
+    # A stage target in another fresh clone.
+    other = tmp_path_factory.mktemp("clone2") / "audioclf"
+    sh(other.parent, "git", "clone", "-q", str(origin), str(other))
+    out = sh(other, "dvc", "exp", "run", *args, "prepare")
+    assert ran(out) == ["download", "prepare"]

@@ -48,6 +48,26 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_files(folder: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``folder``; on success move each file it holds
+    into ``folder``, one atomic rename per file.
+
+    For a stage whose outputs are the files of a folder, declared one by one in dvc.yaml
+    (``data/prepared/test_x.npy``, ...), rather than the folder itself: other files there
+    (DVC's ``.gitignore``) stay, and every output file is either whole or absent.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    try:
+        yield tmp
+        for file in sorted(tmp.iterdir()):
+            os.replace(file, folder / file.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
