@@ -16,7 +16,10 @@ were found by the cluster tests
    folder listing, which a fresh clone has nowhere when the committed results were never
    pushed, and the experiment fails: ``failed to reproduce 'corrupt': failed to load directory
    ('data', 'prepared')``. Fix: rebuild the view before each lookup, as DVC does after every
-   stage it runs.
+   stage it runs. The project's own dvc.yaml no longer has such a dependency (prepare and
+   features declare each output file; tests/test_config.py keeps it so), which is what lets a
+   plain `dvc exp run` or `dvc queue` work from a fresh clone; the fix stays for pipelines
+   that add one.
 2. **Uncached outputs never reach the remote.** `dvc push --run-cache` uploads the run-cache
    entries but not the outputs declared ``cache: false`` (``reports/metrics.json``,
    ``predictions.csv``, the comparison tables), so no other job can restore those stages from
