@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioclf.atomic import atomic_dir
+from audioclf.atomic import atomic_files
 from audioclf.config import ConfigError, convert, load_params, parse, section
 from audioclf.models import ModelConfig, build_model, check_input, parse_model
 from audioclf.specaugment import SpecAugmentConfig
@@ -114,7 +114,7 @@ def main() -> None:
             "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
         )
     import_tensorflow()  # quiet, then Keras on its TensorFlow backend
-    with atomic_dir(OUT) as tmp:
+    with atomic_files(OUT) as tmp:
         done = train(model_cfg, cfg, spec_augment, augment_seed, classes, info, tmp)
     timer.summary(
         f"{done['clips']} training + {done['validation_clips']} validation feature clips",
