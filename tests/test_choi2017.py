@@ -169,3 +169,31 @@ def test_tags_of_the_authors_example_clip(tagger) -> None:
     top = [(choi2017.TAGS[i], round(float(tags[i]), 3)) for i in np.argsort(-tags)[:5]]
     print(f"1100103.clip.npy top-5 tags: {top}")
     assert [name for name, _ in top] == ["folk", "rock", "indie", "acoustic", "jazz"]
+
+
+def test_weights_are_downloaded_once_verified_into_the_cache(tmp_path: Path, weights: Path) -> None:
+    from tests.httpserver import LoopbackServer
+
+    cache = tmp_path / "cache"
+    with LoopbackServer(weights.parent) as server:
+        url = server.url(weights.name)
+        path = choi2017.weights_file(url, str(cache), progress=False)
+        assert path == cache / choi2017.WEIGHTS_FILE
+        assert path.read_bytes() == weights.read_bytes()
+        assert choi2017.weights_file(url, str(cache), progress=False) == path
+        assert [r.method for r in server.requests] == ["GET"]  # the second call: the cache
+
+
+def test_weights_with_another_checksum_are_refused(tmp_path: Path, weights: Path) -> None:
+    from audioclf.download import DownloadError
+    from tests.httpserver import LoopbackServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # same size, one bit off
+    (served / weights.name).write_bytes(bytes(data))
+    cache = tmp_path / "cache"
+    with LoopbackServer(served) as server, pytest.raises(DownloadError, match="sha256 mismatch"):
+        choi2017.weights_file(server.url(weights.name), str(cache), progress=False)
+    assert list(cache.iterdir()) == []  # nothing kept
