@@ -107,9 +107,9 @@ def main() -> None:
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
     info = json.loads((FEATURES / "info.json").read_text())
     check_input(model_cfg, info["features"]["type"])
-    if spec_augment.active and model_cfg.input == "wave":
+    if spec_augment.active and model_cfg.input != "spectrogram":
         raise ConfigError(
-            f"augment.spec_augment: model {model_cfg.name!r} takes a raw waveform and "
+            f"augment.spec_augment: model {model_cfg.name!r} takes {model_cfg.input} input and "
             "SpecAugment masks a spectrogram. Pick an augment option without it "
             "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
         )

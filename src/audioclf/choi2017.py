@@ -260,8 +260,7 @@ def weights_file(url: str | None = None, cache: str | None = None, progress: boo
     ``url`` (else ``WEIGHTS_URL``, the author's repository at the pinned commit) may name a
     mirror; the recorded sha256 is checked whatever the URL.
     """
-    from audioclf.datasets import cache_dir
-    from audioclf.download import fetch
+    from audioclf.download import cache_dir, fetch
 
     return fetch(
         url or WEIGHTS_URL,

@@ -8,7 +8,8 @@ model is one file here plus one yaml; nothing else is edited. The yaml's other `
 are the builder's keyword arguments, checked against its signature before any work.
 
 Each module declares ``INPUT``, the kind of input its builder is written for: ``"wave"``
-(``input_shape`` = (samples, 1)) or ``"spectrogram"`` ((frames, bins)). Its yaml picks the
+(``input_shape`` = (samples, 1)), ``"spectrogram"`` ((frames, bins)) or ``"embedding"``
+((1, size): a pretrained backbone's features, e.g. ``features=choi2017``). Its yaml picks the
 matching features option (``override /features: ...`` in its defaults list), so choosing a
 model chooses its input and models with the same features share one cached feature set.
 """
@@ -32,7 +33,7 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-INPUTS = ("wave", "spectrogram")
+INPUTS = ("wave", "spectrogram", "embedding")
 
 # Every model's batch norm keeps moving statistics with momentum 0.9 (PyTorch's 0.1), not
 # Keras' 0.99. With 0.99 the statistics used at inference lag the training ones for the first
@@ -91,7 +92,9 @@ def check_input(model: ModelConfig, features_type: str, conf: Path = Path("conf"
     for path in sorted((conf / "features").glob("*.yaml")):
         if kind((yaml.safe_load(path.read_text()) or {}).get("type")) == model.input:
             fitting.append(path.stem)
-    what = "a raw waveform" if model.input == "wave" else "a spectrogram"
+    what = {"wave": "a raw waveform", "spectrogram": "a spectrogram"}.get(
+        model.input, "a pretrained backbone's embedding"
+    )
     picks = " or ".join(f"`-S features={o}`" for o in fitting) or "a matching features option"
     raise ConfigError(
         f"features.type: model {model.name!r} takes {what} but features.type is "
