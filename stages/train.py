@@ -1,4 +1,5 @@
-"""Stage `train`: fit the configured Keras model on the cached features.
+"""Stage `train`: fit the configured Keras model (or linear scikit-learn classifier, turned
+into a Dense softmax by audioclf.linear) on the cached features.
 
 Reads:  data/features/{train,validation}_x.npy, data/features/info.json,
         data/prepared/{train,validation}_y.npy, data/prepared/labels.json,
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audioclf import linear
 from audioclf.atomic import atomic_files
 from audioclf.config import ConfigError, convert, load_params, parse, section
 from audioclf.models import ModelConfig, build_model, check_input, parse_model
@@ -69,18 +71,25 @@ def train(
     make_deterministic(cfg.seed)
     body = build_model(model_cfg, tuple(info["shape"]), len(classes))
     (x_train, y_train), validation = load_training_data()
-    model = with_normalization(body, x_train, spec_augment, augment_seed)
-    masks = f", SpecAugment {asdict(spec_augment)}" if spec_augment.active else ""
     n_augmented = len(x_train) - len(np.load(PREPARED / "train_y.npy", mmap_mode="r"))
-    print(
-        f"[train] {model_cfg.name}: {trainable_params(model):,} trainable params; "
-        f"{len(x_train)} training clips ({n_augmented} augmented){masks}, "
-        f"{len(validation[0])} validation"
-    )
     start = time.perf_counter()
-    model, history = fit(
-        model, (x_train, y_train), validation, len(classes), cfg, out / "model.keras"
-    )
+    if model_cfg.kind == "sklearn":  # body: an unfitted estimator; fitted, a Dense softmax
+        print(f"[train] {model_cfg.name}: {body!r} on {len(x_train)} clips ({n_augmented} aug.)")
+        model, history = linear.fit(
+            body, model_cfg.name, (x_train, y_train), validation, len(classes), cfg.seed
+        )
+        model.save(out / "model.keras")
+    else:
+        model = with_normalization(body, x_train, spec_augment, augment_seed)
+        masks = f", SpecAugment {asdict(spec_augment)}" if spec_augment.active else ""
+        print(
+            f"[train] {model_cfg.name}: {trainable_params(model):,} trainable params; "
+            f"{len(x_train)} training clips ({n_augmented} augmented){masks}, "
+            f"{len(validation[0])} validation"
+        )
+        model, history = fit(
+            model, (x_train, y_train), validation, len(classes), cfg, out / "model.keras"
+        )
     done = summary(model, model_cfg.name, history, time.perf_counter() - start)
     write_history(out / "history.csv", history)
     (out / "summary.json").write_text(json.dumps(done, indent=2) + "\n")
@@ -107,9 +116,9 @@ def main() -> None:
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
     info = json.loads((FEATURES / "info.json").read_text())
     check_input(model_cfg, info["features"]["type"])
-    if spec_augment.active and model_cfg.input == "wave":
+    if spec_augment.active and model_cfg.input != "spectrogram":
         raise ConfigError(
-            f"augment.spec_augment: model {model_cfg.name!r} takes a raw waveform and "
+            f"augment.spec_augment: model {model_cfg.name!r} takes {model_cfg.input} input and "
             "SpecAugment masks a spectrogram. Pick an augment option without it "
             "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
         )

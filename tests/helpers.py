@@ -58,3 +58,23 @@ def make_raw(root: Path, speakers: int = 12, rate: int = RATE) -> Path:
             wave = 0.1 * np.sin(2 * np.pi * 50 * np.arange(n) / rate)
         write_wav(noise / f"{name}.wav", wave.astype(np.float32), rate)
     return root
+
+
+def shared_file(relative: str) -> Path:
+    """A file under the shared test data (``$AUDIOCLF_SHARED``, default the repository's
+    ``../shared``). Skips the test when it is missing, or fails when AUDIOCLF_REQUIRE_SHARED=1
+    (set where the shared folder must be present)."""
+    import os
+
+    import pytest
+
+    root = Path(
+        os.environ.get("AUDIOCLF_SHARED") or Path(__file__).resolve().parents[1] / ".." / "shared"
+    )
+    path = root / relative
+    if not path.is_file():
+        message = f"{path}: shared test data not found (set AUDIOCLF_SHARED to its folder)"
+        if os.environ.get("AUDIOCLF_REQUIRE_SHARED") == "1":
+            pytest.fail(message + " (AUDIOCLF_REQUIRE_SHARED=1: it must be here)")
+        pytest.skip(message)
+    return path

@@ -15,7 +15,7 @@ from audioclf.augment import AugmentConfig
 from audioclf.config import ConfigError, parse, section
 from audioclf.corruption import parse_corruptions
 from audioclf.evaluation import EvaluateConfig
-from audioclf.features import parse_features
+from audioclf.features import FEATURE_TYPES, parse_features
 from audioclf.manifest import PrepareConfig
 from audioclf.models import available, check_input, parse_model
 from audioclf.training import TrainConfig
@@ -67,14 +67,22 @@ def options() -> list[str]:
 @pytest.mark.parametrize("override", options())
 def test_every_option_composes_and_validates(override: str) -> None:
     overrides = [override]
-    if override.startswith("features=") and composed(overrides)["features"]["type"] == "wave":
-        overrides.append("model=wave_cnn1d")  # the default model takes a spectrogram
+    # The default model takes a spectrogram; other features get a model written for them.
+    fitting = {"wave": "model=wave_cnn1d", "embedding": "model=mlp"}
+    if override.startswith("features="):
+        kind = FEATURE_TYPES[composed(overrides)["features"]["type"]].input_kind
+        overrides += [fitting[kind]] if kind in fitting else []
     validate(composed(overrides))
 
 
 @pytest.mark.parametrize(
     ("model", "features"),
-    [("wave_cnn1d", "wave8k"), ("light_cnn", "logspec8k"), ("spec_cnn2d", "logmel")],
+    [
+        ("wave_cnn1d", "wave8k"),
+        ("light_cnn", "logspec8k"),
+        ("spec_cnn2d", "logmel"),
+        ("mlp", "choi2017"),
+    ],
 )
 def test_choosing_a_model_chooses_its_features(model: str, features: str) -> None:
     params = composed([f"model={model}"])

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -433,3 +434,34 @@ def test_own_data_then_a_queued_sweep_from_a_fresh_clone(
     sh(other.parent, "git", "clone", "-q", str(origin), str(other))
     out = sh(other, "dvc", "exp", "run", *args, "prepare")
     assert ran(out) == ["download", "prepare"]
+
+
+def test_transfer_learning_caches_the_embeddings_once_for_every_classifier(tmp_path) -> None:
+    """`dvc exp run -S model=logreg` (features=choi2017, the weights served on loopback), then
+    `-S model=linear_svm`: the embeddings are computed and the weights downloaded once."""
+    from tests.helpers import shared_file
+    from tests.httpserver import LoopbackServer
+
+    weights = shared_file("pretrained/choi2017_keras2/model_best.hdf5")
+    repo = copy_of_project(tmp_path / "repo")
+    with LoopbackServer(weights.parent) as server:
+        source = [
+            f"features.weights_url='{server.url(weights.name)}'",
+            f"features.cache_dir='{tmp_path / 'cache'}'",
+        ]
+        args = [a for o in [*TINY, *source] for a in ("-S", o)]
+        out = sh(repo, "dvc", "exp", "run", "-n", "logreg", *args, "-S", "model=logreg")
+        assert ran(out) == list(STAGES)
+        logreg = json.loads((repo / "reports/metrics.json").read_text())
+        out = sh(repo, "dvc", "exp", "run", "-n", "svm", *args, "-S", "model=linear_svm")
+        assert ran(out) == ["train", "evaluate", "compare"]  # the embedding cache is reused
+        svm = json.loads((repo / "reports/metrics.json").read_text())
+    assert [r.path for r in server.requests if r.method == "GET"] == [weights.name]
+    for metrics in (logreg, svm):
+        assert metrics["export_agreement"] == 1.0  # the exported model: backbone + Dense
+        assert metrics["epochs_run"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    runs = {r.data.params["model.name"]: r for r in mlflow_runs(repo)}
+    assert set(runs) == {"logreg", "linear_svm"}
+    assert {r.data.params["features.type"] for r in runs.values()} == {"choi2017"}
+    x = np.load(repo / "data/features/train_x.npy", mmap_mode="r")
+    assert x.shape[1:] == (1, 160) and x.dtype == np.float32

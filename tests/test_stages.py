@@ -7,6 +7,7 @@ outs against what each stage really reads and writes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -23,7 +24,8 @@ import yaml
 from audioclf.audio_io import write_wav
 from audioclf.config import ConfigError
 from audioclf.models import available
-from tests.helpers import COMMANDS, make_raw, tone_clip
+from tests.helpers import COMMANDS, make_raw, shared_file, tone_clip
+from tests.httpserver import LoopbackServer
 from tests.test_config import DVC, composed, write_params
 
 _RECORD: dict[str, set[str]] | None = None
@@ -384,9 +386,17 @@ def test_every_model_trains_on_its_own_features_and_exports_a_raw_wave_model(
     chosen = composed([f"model={model}"])
     params |= {"model": chosen["model"], "features": chosen["features"]}
     params["train"] |= {"epochs": 1}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for stage in ("features", "augment", "train", "evaluate"):
-        run_stage(stage, tmp_path)
+    with contextlib.ExitStack() as stack:
+        if params["features"]["type"] == "choi2017":  # its weights, served on loopback
+            weights = shared_file("pretrained/choi2017_keras2/model_best.hdf5")
+            server = stack.enter_context(LoopbackServer(weights.parent))
+            params["features"] |= {
+                "weights_url": server.url(weights.name),
+                "cache_dir": str(tmp_path / "cache"),
+            }
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        for stage in ("features", "augment", "train", "evaluate"):
+            run_stage(stage, tmp_path)
     info = json.loads((tmp_path / "data/features/info.json").read_text())
     meta = json.loads((tmp_path / "data/model/inference.json").read_text())
     assert meta["model"] == model and meta["sample_rate"] == info["input_rate"]

@@ -34,6 +34,7 @@ import requests
 from tqdm import tqdm
 
 from audioclf.atomic import atomic_dir
+from audioclf.config import repo_root
 
 CHUNK_BYTES = 1 << 20  # 1 MiB per write: few syscalls, and a dropped link loses no data
 TIMEOUT_S = (30.0, 30.0)  # (connect, read between two packets) in seconds
@@ -200,6 +201,16 @@ class ResumableDownloader:
             f"{url}: expected {self.size} bytes, {what} {actual} bytes; nothing was kept. "
             "Check the URL (or mirror) and the recorded size."
         )
+
+
+def cache_dir(value: str | None) -> Path:
+    """Where downloaded archives and weights are kept: ``value``, else ``$AUDIOCLF_CACHE``, else
+    ``~/.cache/audioclf``. Outside the repository, so experiments and clones share it."""
+    chosen = value or os.environ.get("AUDIOCLF_CACHE") or "~/.cache/audioclf"
+    path = Path(os.path.expanduser(chosen))
+    path = path if path.is_absolute() else repo_root() / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def fetch(

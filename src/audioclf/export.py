@@ -3,6 +3,8 @@
 Training runs on the cached features; the exported model wraps the trained network with a
 ``FeatureLayer`` that computes those same features inside the model (the one implementation
 in ``audioclf.features``), so it needs no cache and no preprocessing code beyond reading audio.
+A pretrained backbone (``features=choi2017``) becomes part of that layer, its weights saved in
+the file: loading the model needs neither the download nor the original weights file.
 Its input is the clip at the features' sample rate: (clips, samples) float32 in [-1, 1].
 
 Saved as ``inference.keras`` with ``inference.json`` beside it (classes, sample rate, clip
@@ -41,7 +43,15 @@ class FeatureLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.features = dict(features)
         self.sample_rate = int(sample_rate)  # of the input waves
-        self._transform = make_transform(parse_features(self.features), self.sample_rate)
+        cfg = parse_features(self.features)
+        network = cfg.network()
+        if network is None:
+            self._transform = make_transform(cfg, self.sample_rate)
+        else:
+            # A pretrained backbone: tracked as an attribute, so its weights are saved in
+            # inference.keras and restored on loading (``build`` sets them the first time).
+            self.backbone = network
+            self._transform = cfg.apply(network)
 
     def call(self, waves):
         return self._transform(waves)
@@ -63,7 +73,10 @@ def build(trained, features: dict[str, Any], prepared_rate: int, prepared_sample
     cfg = parse_features(features)
     rate = input_rate(cfg, prepared_rate)
     waves = keras.Input(shape=(input_samples(cfg, prepared_rate, prepared_samples),), name="wave")
-    outputs = trained(FeatureLayer(features, rate, name="features")(waves))
+    layer = FeatureLayer(features, rate, name="features")
+    if hasattr(layer, "backbone"):
+        cfg.load_pretrained(layer.backbone)
+    outputs = trained(layer(waves))
     return keras.Model(waves, outputs, name=f"{trained.name}_wave")
 
 

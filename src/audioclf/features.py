@@ -1,4 +1,5 @@
-"""Model inputs: log-mel (default), STFT magnitude, log-spectrogram, MFCC, or the raw wave.
+"""Model inputs: log-mel (default), STFT magnitude, log-spectrogram, MFCC, the raw wave, or
+the embedding of a pretrained backbone (``choi2017``).
 
 Each feature type is one class here (its schema, output shape and transform) plus one
 ``conf/features/<option>.yaml``; classes register themselves in ``FEATURE_TYPES``.
@@ -9,7 +10,7 @@ One implementation, in TensorFlow's signal ops, serves the feature cache (the ``
 (clips, samples) in [-1, 1], first resampled to ``sample_rate`` when the config sets one (a
 model may want 8 kHz audio while the dataset is prepared at 16 kHz). Output: float32
 (clips, frames, bins) with ``frames = 1 + (samples - frame_length) // frame_step``; the raw
-wave is (clips, samples, 1).
+wave is (clips, samples, 1); an embedding is (clips, 1, size).
 
 TensorFlow is imported inside the functions that need it (``import tensorflow`` costs ~10 s).
 """
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from tqdm import tqdm
 
+from audioclf import choi2017
 from audioclf.clips import fit_length, resample
 from audioclf.config import ConfigError, check, parse
 from audioclf.npystream import NpyWriter, iter_rows, shape_of
@@ -54,6 +56,7 @@ class WaveConfig:
     type: Literal["wave"] = "wave"
     sample_rate: int | None = None  # Hz the clips are resampled to; null = the prepared rate
     input_kind: ClassVar[str] = "wave"
+    max_batch: ClassVar[int | None] = None  # clips per transform call, if memory needs a cap
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,6 +78,12 @@ class WaveConfig:
         """A TensorFlow function (clips, samples) -> (clips, frames, bins), float32."""
         tf = import_tensorflow()
         return lambda waves: tf.expand_dims(waves, -1)
+
+    def network(self):  # -> keras.Model | None
+        """The network with weights that the transform runs (a pretrained backbone), its
+        weights not yet set; None for a fixed transform. ``audioclf.export`` makes it part of
+        the exported model, so its weights are saved with it."""
+        return None
 
 
 FEATURE_TYPES["wave"] = WaveConfig
@@ -229,6 +238,64 @@ class MfccConfig(LogMelConfig):
         return lambda m: tf.signal.mfccs_from_log_mel_spectrograms(log_mel(m))[..., : self.n_mfcc]
 
 
+@dataclass(frozen=True)
+class Choi2017Config(WaveConfig):
+    """The transfer feature of Choi et al. 2017 (``audioclf.choi2017``): global averages of
+    the chosen ELU layers of their pretrained music tagger, 32 values each; (1, 32 * layers).
+
+    Clips are resampled to the network's 12 kHz (``sample_rate``), then tiled or padded to
+    its minimum input (``choi2017.MIN_SAMPLES``, 81,920 samples) inside the transform, so the
+    exported model does the same from the raw 12 kHz clip. The weights are downloaded on first
+    use from the author's repository (``weights_url``: null = the pinned commit) into the
+    download cache (``cache_dir``) and checked against the recorded sha256.
+    """
+
+    type: Literal["choi2017"] = "choi2017"
+    sample_rate: int | None = choi2017.SAMPLE_RATE
+    layers: tuple[int, ...] = choi2017.LAYERS  # which ELU layers (1-5) to average
+    fit: Literal["tile", "pad"] = "tile"  # how a short clip reaches the minimum length
+    weights_url: str | None = None  # null = the author's repository at the pinned commit
+    cache_dir: str | None = None  # null: $AUDIOCLF_CACHE or ~/.cache/audioclf
+    input_kind: ClassVar[str] = "embedding"
+    max_batch: ClassVar[int | None] = 32  # block 1 holds 32 x 96 x frames floats per clip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(
+            self.sample_rate == choi2017.SAMPLE_RATE,
+            "sample_rate",
+            f"must be {choi2017.SAMPLE_RATE} (the rate the network was trained at), "
+            f"got {self.sample_rate}",
+        )
+        try:
+            choi2017.check_layers(self.layers)
+        except ValueError as err:
+            raise ConfigError(f"features.{err}") from None
+
+    def output_shape(self, n_samples: int, sample_rate: int) -> tuple[int, int]:
+        return 1, choi2017.embedding_size(self.layers)
+
+    def network(self):  # -> keras.Model (clips, samples >= MIN_SAMPLES) -> (clips, size)
+        return choi2017.embedding_model(choi2017.build_tagger(), self.layers)
+
+    def load_pretrained(self, network, progress: bool = True) -> None:
+        """Set ``network``'s weights from the (downloaded, verified) HDF5 file."""
+        path = choi2017.weights_file(self.weights_url, self.cache_dir, progress=progress)
+        choi2017.load_weights(network, path)
+
+    def apply(self, network):  # -> Callable[[tf.Tensor], tf.Tensor]
+        """(clips, samples) at 12 kHz -> (clips, 1, size) through ``network``."""
+        tf = import_tensorflow()
+        return lambda waves: tf.expand_dims(
+            network(choi2017.fit_to_network(waves, self.fit), training=False), 1
+        )
+
+    def transform(self, sample_rate: int):
+        network = self.network()
+        self.load_pretrained(network)
+        return self.apply(network)
+
+
 def parse_features(data: Any, key: str = "features") -> WaveConfig:
     """Validate the ``features`` params section; ``type`` picks the schema."""
     kind = data.get("type") if isinstance(data, dict) else None
@@ -308,9 +375,11 @@ def compute(
         make_transform(cfg, rate),
         input_signature=[tf.TensorSpec([None, input_samples(cfg, sample_rate, n_samples)])],
     )
+    step = cfg.max_batch or batch_size
     for batch in waves:
         batch = resample_clips(batch, sample_rate, rate)
-        yield transform(tf.constant(batch)).numpy()
+        for i in range(0, len(batch), step):
+            yield transform(tf.constant(batch[i : i + step])).numpy()
 
 
 def write_npy(

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from audioclf.config import ConfigError, repo_root
+from audioclf.download import cache_dir  # noqa: F401  (datasets use it from here)
 from audioclf.layout import LISTS
 
 
@@ -56,16 +57,6 @@ def local_path(value: str, key: str, what: str = "folder") -> Path:
         raise FileNotFoundError(f"{key}: {value!r} ({path}) does not exist; set it to the {what}")
     if "folder" in what and not path.is_dir():  # every caller's `what` names a folder
         raise NotADirectoryError(f"{key}: {value!r} ({path}) is a file, not a folder")
-    return path
-
-
-def cache_dir(value: str | None) -> Path:
-    """Where downloaded archives are kept: ``value``, else ``$AUDIOCLF_CACHE``, else
-    ``~/.cache/audioclf``. Outside the repository, so experiments and clones share it."""
-    chosen = value or os.environ.get("AUDIOCLF_CACHE") or "~/.cache/audioclf"
-    path = Path(os.path.expanduser(chosen))
-    path = path if path.is_absolute() else repo_root() / path
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

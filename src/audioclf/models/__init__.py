@@ -4,11 +4,14 @@ A builder raises a plain ``ValueError`` ("dropout: must be in [0, 1)") for a hyp
 refuses; ``build_model`` names the key (``model.dropout``).
 
 A model is chosen by ``conf/model/<name>.yaml`` whose ``model.name`` is a module here. Adding a
-model is one file here plus one yaml; nothing else is edited. The yaml's other ``model`` keys
+model is one file here plus one yaml; nothing else is edited. A module with
+``KIND = "sklearn"`` builds an unfitted linear scikit-learn estimator instead of a Keras model;
+``audioclf.linear`` fits it and turns it into a Dense softmax layer. The yaml's other ``model`` keys
 are the builder's keyword arguments, checked against its signature before any work.
 
 Each module declares ``INPUT``, the kind of input its builder is written for: ``"wave"``
-(``input_shape`` = (samples, 1)) or ``"spectrogram"`` ((frames, bins)). Its yaml picks the
+(``input_shape`` = (samples, 1)), ``"spectrogram"`` ((frames, bins)) or ``"embedding"``
+((1, size): a pretrained backbone's features, e.g. ``features=choi2017``). Its yaml picks the
 matching features option (``override /features: ...`` in its defaults list), so choosing a
 model chooses its input and models with the same features share one cached feature set.
 """
@@ -32,7 +35,7 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-INPUTS = ("wave", "spectrogram")
+INPUTS = ("wave", "spectrogram", "embedding")
 
 # Every model's batch norm keeps moving statistics with momentum 0.9 (PyTorch's 0.1), not
 # Keras' 0.99. With 0.99 the statistics used at inference lag the training ones for the first
@@ -42,11 +45,15 @@ INPUTS = ("wave", "spectrogram")
 BN_MOMENTUM = 0.9
 
 
+KINDS = ("keras", "sklearn")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    input: str  # "wave" or "spectrogram", from the module's INPUT
+    input: str  # "wave", "spectrogram" or "embedding", from the module's INPUT
     hparams: dict[str, Any]
+    kind: str = "keras"  # the module's KIND: "sklearn" = build gives an unfitted estimator
 
 
 def get_builder(name: str) -> Callable[..., Any]:
@@ -65,8 +72,16 @@ def input_kind(name: str) -> str:
     return kind
 
 
+def model_kind(name: str) -> str:
+    kind = getattr(importlib.import_module(f"{__name__}.{name}"), "KIND", "keras")
+    if kind not in KINDS:
+        raise ConfigError(f"model {name!r}: its module's KIND must be one of {KINDS}")
+    return kind
+
+
 def build_model(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int):
-    """The configured network (a ``keras.Model``); a refused hyperparameter names its key."""
+    """The configured network (a ``keras.Model``, or for ``kind == "sklearn"`` an unfitted
+    scikit-learn estimator); a refused hyperparameter names its key."""
     try:
         return get_builder(model.name)(input_shape, num_classes, **model.hparams)
     except ConfigError:
@@ -91,7 +106,9 @@ def check_input(model: ModelConfig, features_type: str, conf: Path = Path("conf"
     for path in sorted((conf / "features").glob("*.yaml")):
         if kind((yaml.safe_load(path.read_text()) or {}).get("type")) == model.input:
             fitting.append(path.stem)
-    what = "a raw waveform" if model.input == "wave" else "a spectrogram"
+    what = {"wave": "a raw waveform", "spectrogram": "a spectrogram"}.get(
+        model.input, "a pretrained backbone's embedding"
+    )
     picks = " or ".join(f"`-S features={o}`" for o in fitting) or "a matching features option"
     raise ConfigError(
         f"features.type: model {model.name!r} takes {what} but features.type is "
@@ -112,4 +129,4 @@ def parse_model(data: Any, key: str = "model") -> ModelConfig:
         skip=("input_shape", "num_classes"),
         unknown=f"unknown hyperparameter for model {name!r}",
     )
-    return ModelConfig(name, input_kind(name), hparams)
+    return ModelConfig(name, input_kind(name), hparams, model_kind(name))
