@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class Prepared:
     moved: int  # speakers moved out of their hash split so that every split has every class
     generated_noise: bool  # no noise recordings: generated ones were used
     counts: dict[str, int]  # clips written per split
+    per_class: dict[str, list[int]]  # clips written per class: [train, validation, test]
     classes: list[str]
     report: list[tuple[str, str, str]]  # (path, "converted"/"skipped", reason)
 
@@ -167,6 +169,8 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
     with (tmp / "report.csv").open("w", newline="") as f:
         csv.writer(f).writerows([("path", "action", "reason"), *report])
     counts = {s: len(out.rows[s]) for s in SPLITS}
+    n = Counter((s, r.label) for s in SPLITS for r in out.rows[s])
+    per_class = {c: [n[s, c] for s in SPLITS] for c in classes}
     return Prepared(
         len(found.rows),
         len(found.noise),
@@ -174,6 +178,7 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
         len(moves),
         generated,
         counts,
+        per_class,
         classes,
         report,
     )
@@ -191,8 +196,14 @@ def main() -> None:
     if len(skipped) > 20:
         print(f"[prepare] ... and {len(skipped) - 20} more skipped (see {OUT}/report.csv)")
     for path, action, reason in done.report:
-        if action in ("ignored", "moved"):
-            print(f"[prepare] {action} {path if action == 'moved' else RAW / path}: {reason}")
+        if action in ("ignored", "moved", "incomplete"):
+            print(
+                f"[prepare] {action} {path if action != 'ignored' else f'{RAW}/{path}'}: {reason}"
+            )
+    print(
+        "[prepare] clips per class (train/validation/test): "
+        + ", ".join(f"{c} {'/'.join(map(str, n))}" for c, n in done.per_class.items())
+    )
     converted = sum(a == "converted" for _, a, _ in done.report)
     notes = f", {done.ignored} clips of non-class folders ignored" if done.ignored else ""
     if done.moved:

@@ -107,13 +107,13 @@ def main() -> None:
     )
     augment_seed = convert(int, section(params, "augment.seed"), "augment.seed")
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
-    info = json.loads((FEATURES / "info.json").read_text())
-    check_input(model_cfg, info["features"]["type"])
     missing = check_validation(
         np.load(PREPARED / "validation_y.npy"), classes, cfg.allow_incomplete_validation
     )
     if missing:
         print(f"[train] validation has no clips of {', '.join(missing)} (allowed by the config)")
+    info = json.loads((FEATURES / "info.json").read_text())
+    check_input(model_cfg, info["features"]["type"])
     if spec_augment.active and model_cfg.input == "wave":
         raise ConfigError(
             f"augment.spec_augment: model {model_cfg.name!r} takes a raw waveform and "

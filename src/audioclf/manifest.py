@@ -370,8 +370,12 @@ def silence(
 
 def check_classes(
     kept: dict[str, list[Row]], classes: list[str], report: list, cfg: PrepareConfig
-) -> None:
-    """Never drop a class silently: every class of labels.json has clips in every split."""
+) -> list[str]:
+    """Never drop a class silently: every class of labels.json needs training clips, and
+    clips in validation and test. A hash split lacking one there is an error (``hash_split``
+    covered them: its clips could not be read); the user's own lists are taken as given, with
+    a warning (returned, and in the report), and ``train`` refuses an incomplete validation
+    set unless told to."""
     skipped = f"{sum(a == 'skipped' for _, a, _ in report)} files skipped; see the report"
     for split in SPLITS:
         if not kept[split]:
@@ -387,19 +391,21 @@ def check_classes(
             f"no usable training clips left for class(es) {', '.join(lost)} ({skipped}; "
             f"clips per split: {per_split(counts, lost)}). {WAY_OUT}"
         )
+    warnings = []
     for split in ("validation", "test"):
         lost = [c for c in classes if not counts[split, c]]
-        if lost:
-            how = (
-                "data.prepare.split is 'lists': the lists put none there"
-                if cfg.split == "lists"
-                else "their clips there could not be read"
-            )
+        if not lost:
+            continue
+        if cfg.split == "hash":
             raise ValueError(
-                f"split {split!r} has no clips of class(es) {', '.join(lost)} ({how}; "
-                f"{skipped}; clips per split: {per_split(counts, lost)}). Every split needs "
-                "every class: fix or replace the skipped files, or the split lists"
+                f"split {split!r} has no usable clips of class(es) {', '.join(lost)}: the "
+                f"speaker split put some there but none could be read ({skipped}; clips per "
+                f"split: {per_split(counts, lost)}). Fix or replace those files"
             )
+        why = f"no clips of class(es) {', '.join(lost)} (the split lists put none there)"
+        report.append((split, "incomplete", why))
+        warnings.append(f"{split} has {why}")
+    return warnings
 
 
 def per_split(counts: Counter, labels: list[str]) -> str:
