@@ -280,8 +280,8 @@ def hash_split(rows: list[Row], cfg: PrepareConfig) -> tuple[dict[str, str], lis
                 f"{got['test']}), where about {expected:.0f} were expected: the speakers' "
                 f"ids are not spread by the hash. {WAY_OUT}"
             )
-    try:
-        return cover(speakers, v, t)
+    try:  # a split given 0 % stays empty (and check_classes says so)
+        return cover(speakers, v, t, tuple(s for s in SPLITS if share[s] > 0))
     except Uncoverable as err:
         counts = ", ".join(f"{s} {n}" for s, n in err.counts.items())
         raise ValueError(
