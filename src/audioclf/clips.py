@@ -1,7 +1,8 @@
 """Turn any readable WAV into a fixed-length mono clip at the target rate.
 
 What can be converted is converted and noted (mixed down, resampled, cropped, padded, a float
-file beyond full scale scaled to peak 1); what cannot is refused with a reason. ``prepare`` lists both kinds in its report.
+file beyond full scale scaled to peak 1); what cannot is refused with a reason. ``prepare``
+lists both kinds in its report.
 """
 
 from __future__ import annotations
