@@ -128,7 +128,8 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
     report, classes = found.report, found.classes
     by_split, moves = assign(found.rows, cfg, RAW)
     for m in moves:
-        why = f"hash split {m.hashed}, moved to {m.to} so that {m.to} holds class {m.label}"
+        held = f"class {m.labels[0]}" if len(m.labels) == 1 else f"classes {', '.join(m.labels)}"
+        why = f"hash split {m.hashed}, moved to {m.to} so that {m.to} holds {held}"
         report.append((f"speaker {m.speaker}", "moved", why))
     out = SplitWriter(tmp, cfg.clip_samples, cfg.sample_rate, classes)
     # Every clip of a class folder; the unknown pool's (other words) are picked below.

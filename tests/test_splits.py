@@ -86,7 +86,7 @@ def test_cover_moves_the_speaker_nearest_the_split_that_lacks_a_class() -> None:
     plain = {s: splits.split_at(at, 10, 10) for s, (at, _) in speakers.items()}
     assert [s for s in plain if plain[s] == "validation"] == ["m3"]  # no female there
     split_of, moves = splits.cover(speakers, 10, 10)
-    assert moves == [splits.Move("f3", "train", "validation", "female")]
+    assert moves == [splits.Move("f3", "train", "validation", ("female",))]
     assert split_of == plain | {"f3": "validation"}
     for split in SPLITS:
         assert {next(iter(speakers[s][1])) for s in split_of if split_of[s] == split} == {

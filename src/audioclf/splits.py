@@ -73,12 +73,12 @@ def distance(percentage: float, split: str, validation_percentage: float, testin
 
 @dataclass(frozen=True)
 class Move:
-    """A speaker taken out of its hash split so that ``to`` holds class ``label``."""
+    """A speaker taken out of its hash split so that ``to`` holds the classes ``labels``."""
 
     speaker: str
     hashed: str  # the split the hash rule gave
     to: str
-    label: str
+    labels: tuple[str, ...]  # the classes ``to`` lacked and now holds (sorted)
 
 
 class Uncoverable(ValueError):
@@ -130,10 +130,11 @@ def cover(
                 have = {x: count[x].get(label, 0) for x in splits}
                 raise Uncoverable(label, split, have)
             pick = min(donors, key=lambda s: (distance(speakers[s][0], split, v, t), s))
+            gained = tuple(sorted(k for k in speakers[pick][1] if not count[split].get(k)))
             for k in speakers[pick][1]:
                 count[split_of[pick]][k] -= 1
                 count[split][k] = count[split].get(k, 0) + 1
-            moves.append(Move(pick, split_at(speakers[pick][0], v, t), split, label))
+            moves.append(Move(pick, split_at(speakers[pick][0], v, t), split, gained))
             split_of[pick] = split
     return split_of, moves
 
