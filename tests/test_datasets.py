@@ -637,6 +637,16 @@ def test_folder_not_a_class_is_reported_with_the_key_that_changes_it(
     with pytest.raises(ConfigError, match=r"^data\.prepare\.commands: lists _unknown_, which"):
         run("prepare")
 
+    # An _unknown_ class with nothing to pick it from is an error, not an empty class.
+    only = seven_speaker_tree(tmp_path / "only", ("cat", "dog"))
+    folder_params(
+        work, only, "data.prepare.commands=[cat,dog]", "data.prepare.unknown_percentage=10"
+    )
+    shutil.rmtree(work / "data/raw")
+    run("download")
+    with pytest.raises(ConfigError, match=r"^data\.prepare\.unknown_percentage: 10.0 asks for _"):
+        run("prepare")
+
 
 # Ten speakers, two classes (tests/test_splits.py): the plain hash puts m3 alone in
 # validation; f3 is the female speaker nearest the validation range.

@@ -218,6 +218,12 @@ def scan(raw: Path, cfg: PrepareConfig) -> Scan:
             "data.prepare.commands needs a folder of clips of that name "
             f"(folders found: {', '.join(folders) or 'none'})"
         )
+    if cfg.has_unknown and not any(r.label == UNKNOWN for r in rows):
+        raise ConfigError(
+            f"data.prepare.unknown_percentage: {cfg.unknown_percentage} asks for {UNKNOWN} "
+            f"clips, but no folder outside data.prepare.commands holds any (folders found: "
+            f"{', '.join(folders)}); add folders of other words or set it to 0"
+        )
     has_silence = cfg.has_silence or SILENCE in special
     classes = class_names(commands, has_silence, cfg.has_unknown or UNKNOWN in special)
     return Scan(rows, noise, classes, report, ignored)
