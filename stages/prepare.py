@@ -11,7 +11,8 @@ Writes: data/prepared/{train,validation,test}_x.npy  float32 (clips, samples)
         data/prepared/manifest.csv   split, index, label, path, speaker, source
         data/prepared/labels.json    class names, sample rate, clip length
         data/prepared/noise_{split}.npz  each noise recording's part for that split
-        data/prepared/report.csv     every file converted or skipped, with the reason
+        data/prepared/report.csv     every file converted or skipped, every folder ignored and
+                                     every speaker moved out of its hash split, with the reason
 Params: data.prepare
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +57,10 @@ class Prepared:
     found: int  # clips found in class folders
     noise_found: int  # noise recordings found
     ignored: int  # clips of folders that are not classes
+    moved: int  # speakers moved out of their hash split so that every split has every class
     generated_noise: bool  # no noise recordings: generated ones were used
     counts: dict[str, int]  # clips written per split
+    per_class: dict[str, list[int]]  # clips written per class: [train, validation, test]
     classes: list[str]
     report: list[tuple[str, str, str]]  # (path, "converted"/"skipped", reason)
 
@@ -92,7 +96,8 @@ def add_unknown(
     """A seeded random pick of unknown-word clips per split, sized on the command clips
     kept; a pick that fails to load is replaced by the next candidate."""
     for split in SPLITS:
-        want = extra_count(len(out.rows[split]), cfg.unknown_percentage)
+        n_words = sum(r.label not in (UNKNOWN, SILENCE) for r in out.rows[split])
+        want = extra_count(n_words, cfg.unknown_percentage)
         queue = shuffled(
             sorted((r for r in by_split[split] if r.label == UNKNOWN), key=lambda r: r.path), rng
         )
@@ -121,9 +126,15 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
     rng = np.random.default_rng(cfg.seed)
     found = scan(RAW, cfg)
     report, classes = found.report, found.classes
-    by_split = assign(found.rows, cfg, RAW)
+    by_split, moves = assign(found.rows, cfg, RAW)
+    for m in moves:
+        held = f"class {m.labels[0]}" if len(m.labels) == 1 else f"classes {', '.join(m.labels)}"
+        why = f"hash split {m.hashed}, moved to {m.to} so that {m.to} holds {held}"
+        report.append((f"speaker {m.speaker}", "moved", why))
     out = SplitWriter(tmp, cfg.clip_samples, cfg.sample_rate, classes)
-    words = [r for s in SPLITS for r in by_split[s] if r.label != UNKNOWN]
+    # Every clip of a class folder; the unknown pool's (other words) are picked below.
+    pool = UNKNOWN if cfg.has_unknown else None
+    words = [r for s in SPLITS for r in by_split[s] if r.label != pool]
     load(out, words, cfg, report, "prepare: commands")
     if cfg.has_unknown:
         add_unknown(out, by_split, cfg, report, rng)
@@ -141,7 +152,7 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
             raise ConfigError(
                 f"data.prepare.silence_percentage: {cfg.silence_percentage} needs background-"
                 f"noise recordings in {RAW / NOISE_DIR}/ and there are none; set it to 0 "
-                "for a task without a _silence_ class"
+                f"(a {SILENCE}/ folder of clips is the {SILENCE} class either way)"
             )
         for split in SPLITS:
             n_words = sum(r.label not in (UNKNOWN, SILENCE) for r in out.rows[split])
@@ -149,7 +160,7 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
             for row, wave in silence(noise, segments, split, n_words, cfg, rng):
                 out.add(row, wave[None])
 
-    check_classes(out.rows, classes, report)
+    check_classes(out.rows, classes, report, cfg)
     out.close(tmp)
     for split in SPLITS:
         parts = {Path(p).stem: w[slice(*bounds[p][split])] for p, w in noise.items()}
@@ -159,8 +170,18 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
     with (tmp / "report.csv").open("w", newline="") as f:
         csv.writer(f).writerows([("path", "action", "reason"), *report])
     counts = {s: len(out.rows[s]) for s in SPLITS}
+    n = Counter((s, r.label) for s in SPLITS for r in out.rows[s])
+    per_class = {c: [n[s, c] for s in SPLITS] for c in classes}
     return Prepared(
-        len(found.rows), len(found.noise), found.ignored, generated, counts, classes, report
+        len(found.rows),
+        len(found.noise),
+        found.ignored,
+        len(moves),
+        generated,
+        counts,
+        per_class,
+        classes,
+        report,
     )
 
 
@@ -175,8 +196,19 @@ def main() -> None:
         print(f"[prepare] skipped {RAW / path}: {reason}")
     if len(skipped) > 20:
         print(f"[prepare] ... and {len(skipped) - 20} more skipped (see {OUT}/report.csv)")
+    for path, action, reason in done.report:
+        if action in ("ignored", "moved", "incomplete"):
+            print(
+                f"[prepare] {action} {path if action != 'ignored' else f'{RAW}/{path}'}: {reason}"
+            )
+    print(
+        "[prepare] clips per class (train/validation/test): "
+        + ", ".join(f"{c} {'/'.join(map(str, n))}" for c, n in done.per_class.items())
+    )
     converted = sum(a == "converted" for _, a, _ in done.report)
     notes = f", {done.ignored} clips of non-class folders ignored" if done.ignored else ""
+    if done.moved:
+        notes += f", {done.moved} speakers moved so that every split holds every class"
     if done.generated_noise:
         notes += f"; no {NOISE_DIR} recordings: generated {', '.join(GENERATED_NOISE)} noise"
     timer.summary(

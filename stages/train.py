@@ -11,6 +11,7 @@ Writes: data/model/model.keras   the best epoch (lowest validation loss), normal
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
 Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training)
+        Refuses a validation set without some class (train.allow_incomplete_validation).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from audioclf.stagetimer import StageTimer
 from audioclf.tfimport import import_tensorflow
 from audioclf.training import (
     TrainConfig,
+    check_validation,
     fit,
     make_deterministic,
     summary,
@@ -114,6 +116,11 @@ def main() -> None:
     )
     augment_seed = convert(int, section(params, "augment.seed"), "augment.seed")
     classes = json.loads((PREPARED / "labels.json").read_text())["classes"]
+    missing = check_validation(
+        np.load(PREPARED / "validation_y.npy"), classes, cfg.allow_incomplete_validation
+    )
+    if missing:
+        print(f"[train] validation has no clips of {', '.join(missing)} (allowed by the config)")
     info = json.loads((FEATURES / "info.json").read_text())
     check_input(model_cfg, info["features"]["type"])
     if spec_augment.active and model_cfg.input != "spectrogram":

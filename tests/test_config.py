@@ -150,7 +150,10 @@ def test_every_model_module_has_a_yaml() -> None:
             "train.optimizer=adagrad",
             r"train.optimizer: unknown value 'adagrad'. Allowed: adam, adamw",
         ),
-        ("+train.epoch=3", r"train.epoch: unknown option. Allowed options: batch_size, epochs"),
+        (
+            "+train.epoch=3",
+            r"train.epoch: unknown option. Allowed options: allow_incomplete_validation, batch_",
+        ),
         ("data.prepare.testing_percentage=95", r"data.prepare.testing_percentage: validation_perc"),
         ("augment.chain=[shift,warp]", r"augment.chain: unknown transform 'warp'. Known: time"),
         (

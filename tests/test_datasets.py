@@ -12,6 +12,7 @@ import csv
 import hashlib
 import importlib
 import json
+import shutil
 import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -569,6 +570,312 @@ def test_folder_unset_path_from_the_composed_config_is_a_config_error(work: Path
     write_params(work, ["data=folder"])  # path: ??? exactly as composed
     with pytest.raises(ConfigError, match=r"^data\.download\.path: required"):
         run("download")
+
+
+# --- folder: nothing dropped, every class in every split, your own split -----------------
+
+SEVEN = ("alice", "bob", "carol", "dave", "frank", "heidi", "rupert")  # 3 / 2 / 2 at 25 % / 25 %
+
+
+def seven_speaker_tree(root: Path, folders: tuple[str, ...]) -> Path:
+    """One 1-s clip per speaker of SEVEN in each folder (a tone per folder)."""
+    for k, folder in enumerate(folders):
+        (root / folder).mkdir(parents=True)
+        for speaker in SEVEN:
+            write_wav(root / folder / f"{speaker}-1.wav", tone(1.0, RATE, 220.0 * (k + 1)), RATE)
+    return root
+
+
+def per_split_labels(work: Path) -> dict[str, Counter]:
+    rows = manifest(work)
+    return {s: Counter(r["label"] for r in rows if r["split"] == s) for s in SPLITS}
+
+
+def test_folder_silence_and_unknown_folders_are_those_classes_with_all_their_clips(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = seven_speaker_tree(tmp_path / "mine", ("cat", "dog", SILENCE, UNKNOWN))
+    folder_params(work, source)  # commands: null, silence/unknown_percentage 0
+    run("download")
+    run("prepare")
+
+    assert labels(work) == [SILENCE, UNKNOWN, "cat", "dog"]  # ids 0, 1 as in TensorFlow's
+    expected = {"train": 3, "validation": 2, "test": 2}  # clips per class: all of them
+    for split, counts in per_split_labels(work).items():
+        assert counts == {c: expected[split] for c in (SILENCE, UNKNOWN, "cat", "dog")}
+    assert all(a != "ignored" for a, _ in report(work).values())
+    out = capsys.readouterr().out
+    assert (
+        "[prepare] clips per class (train/validation/test): _silence_ 3/2/2, _unknown_ 3/2/2, "
+        "cat 3/2/2, dog 3/2/2"
+    ) in out
+    check_arrays(work, manifest(work), RATE)
+
+
+def test_folder_not_a_class_is_reported_with_the_key_that_changes_it(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = seven_speaker_tree(tmp_path / "mine", ("bird", "cat", "dog", SILENCE, UNKNOWN))
+    folder_params(work, source, "data.prepare.commands=[cat,dog]")  # unknown_percentage 0
+    run("download")
+    run("prepare")
+
+    assert labels(work) == [SILENCE, "cat", "dog"]  # _silence_/ is silence, never unknown
+    why = (
+        "7 clips not used: the folder is not in data.prepare.commands and "
+        "data.prepare.unknown_percentage is 0. List it in commands to make it a class, set "
+        "unknown_percentage > 0 to pick _unknown_ clips from it, or commands: null to make "
+        "every folder a class"
+    )
+    got = report(work)
+    assert got["bird/"] == ("ignored", why) and got["_unknown_/"] == ("ignored", why)
+    out = capsys.readouterr().out
+    assert f"[prepare] ignored data/raw/bird/: {why}" in out
+    assert "14 clips of non-class folders ignored" in out
+
+    folder_params(work, source, "data.prepare.commands=[cat,_unknown_]")
+    with pytest.raises(ConfigError, match=r"^data\.prepare\.commands: lists _unknown_, which"):
+        run("prepare")
+
+    # An _unknown_ class with nothing to pick it from is an error, not an empty class.
+    only = seven_speaker_tree(tmp_path / "only", ("cat", "dog"))
+    folder_params(
+        work, only, "data.prepare.commands=[cat,dog]", "data.prepare.unknown_percentage=10"
+    )
+    shutil.rmtree(work / "data/raw")
+    run("download")
+    with pytest.raises(ConfigError, match=r"^data\.prepare\.unknown_percentage: 10.0 asks for _"):
+        run("prepare")
+
+
+# Ten speakers, two classes (tests/test_splits.py): the plain hash puts m3 alone in
+# validation; f3 is the female speaker nearest the validation range.
+TEN = {"female": ("f0", "f1", "f2", "f3", "f4"), "male": ("m0", "m1", "m2", "m3", "m5")}
+
+
+def ten_speaker_corpus(root: Path) -> Path:
+    for k, (label, speakers) in enumerate(TEN.items()):
+        (root / label).mkdir(parents=True)
+        for speaker in speakers:
+            for n in range(2):
+                write_wav(root / label / f"{speaker}_{n}.wav", tone(0.5, RATE, 200.0 + k), RATE)
+    return root
+
+
+def ten_params(work: Path, source: Path, *overrides: str) -> dict:
+    return write_params(
+        work,
+        ["data=folder", "data.prepare.speaker_pattern='^([a-z][0-9])_'", *overrides],
+        data__download__path=str(source),
+    )
+
+
+def test_ten_speakers_every_split_holds_both_classes(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = ten_speaker_corpus(tmp_path / "voices")
+    assert [
+        s
+        for ss in TEN.values()
+        for s in ss
+        if which_set(s + "_0", 10, 10, "^(..)_") == "validation"
+    ] == ["m3"]
+    ten_params(work, source)
+    run("download")
+    run("prepare")
+
+    rows = manifest(work)
+    speakers = {s: {r["speaker"] for r in rows if r["split"] == s} for s in SPLITS}
+    assert speakers == {
+        "train": {"f0", "f1", "f2", "m0", "m1", "m2"},
+        "validation": {"f3", "m3"},
+        "test": {"f4", "m5"},
+    }
+    assert per_split_labels(work) == {
+        "train": {"female": 6, "male": 6},
+        "validation": {"female": 2, "male": 2},
+        "test": {"female": 2, "male": 2},
+    }
+    why = "hash split train, moved to validation so that validation holds class female"
+    assert report(work)["speaker f3"] == ("moved", why)
+    out = capsys.readouterr().out
+    assert f"[prepare] moved speaker f3: {why}" in out
+    assert "1 speakers moved so that every split holds every class" in out
+
+
+def test_a_class_with_too_few_speakers_stops_prepare_naming_class_split_and_counts(
+    work: Path, tmp_path: Path
+) -> None:
+    source = ten_speaker_corpus(tmp_path / "voices")
+    for speaker in ("f0", "f1", "f2", "f3"):
+        for n in range(2):
+            (source / "female" / f"{speaker}_{n}.wav").unlink()
+    ten_params(work, source)
+    run("download")
+    with pytest.raises(ValueError) as info:
+        run("prepare")
+    assert str(info.value).startswith(
+        "class 'female' cannot be in split 'train': it has 1 speaker(s) (train 0, validation "
+        "0, test 1) and no speaker can move to 'train' without leaving a class out of its own "
+        "split. A speaker-disjoint split needs at least 3 speakers of each class"
+    )
+    assert not (work / "data/prepared").exists()
+
+
+def test_train_refuses_a_validation_set_without_a_class_unless_told(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The user's own lists are taken as given: validation holds m3 only.
+    source = ten_speaker_corpus(tmp_path / "voices")
+    (source / "validation_list.txt").write_text("male/m3_0.wav\nmale/m3_1.wav\n")
+    (source / "testing_list.txt").write_text("female/f4_0.wav\nmale/m5_0.wav\n")
+    ten_params(work, source, "data.prepare.split=lists")
+    run("download")
+    run("prepare")
+    assert per_split_labels(work)["validation"] == {"male": 2}
+    why = "no clips of class(es) female (the split lists put none there)"
+    assert report(work)["validation"] == ("incomplete", why)
+    assert f"[prepare] incomplete validation: {why}" in capsys.readouterr().out
+
+    with pytest.raises(ValueError) as info:
+        run("train")
+    message = str(info.value)
+    assert message.startswith("the validation set has no clips of class(es) female (2 clips")
+    assert "train.allow_incomplete_validation: true" in message
+
+    ten_params(work, source, "data.prepare.split=lists", "train.allow_incomplete_validation=true")
+    with pytest.raises(FileNotFoundError, match="data/features/info.json"):
+        run("train")  # past the check: on to the features, which this test did not make
+    assert "[train] validation has no clips of female (allowed by the config)" in (
+        capsys.readouterr().out
+    )
+
+
+# Twenty speakers whose plain hash (30 % / 30 %) all falls in test: a folder that is itself
+# the test split of a dataset split by this rule.
+ONE_SPLIT = [
+    f"spk{i}" for i in (0, 2, 4, 6, 8, 9, 12, 14, 17, 20, 26, 27, 33, 46, 47, 53, 54, 58, 60, 62)
+]
+
+
+def one_split_folder(root: Path) -> Path:
+    for k, label in enumerate(("cat", "dog")):
+        (root / label).mkdir(parents=True)
+        for speaker in ONE_SPLIT:
+            write_wav(root / label / f"{speaker}_0.wav", tone(0.25, RATE, 300.0 + k), RATE)
+    return root
+
+
+def one_split_params(work: Path, source: Path, *overrides: str) -> dict:
+    return write_params(
+        work,
+        [
+            "data=folder",
+            "data.prepare.speaker_pattern='^(spk[0-9]+)_'",
+            "data.prepare.validation_percentage=30",
+            "data.prepare.testing_percentage=30",
+            *overrides,
+        ],
+        data__download__path=str(source),
+    )
+
+
+def test_a_folder_that_is_one_split_says_why_and_is_re_split_by_salt_or_lists(
+    work: Path, tmp_path: Path
+) -> None:
+    assert {which_set(f"{s}_0", 30, 30, "^(spk[0-9]+)_") for s in ONE_SPLIT} == {"test"}
+    source = one_split_folder(tmp_path / "test_set")
+    one_split_params(work, source)
+    run("download")
+    with pytest.raises(ValueError) as info:
+        run("prepare")
+    assert str(info.value) == (
+        "the speaker hash puts 0 of 20 speakers in 'train' (train 0, validation 0, test 20), "
+        "where about 8 were expected: the speakers' ids are not spread by the hash. If the "
+        "folder is itself one split of a dataset split by this hash (Speech Commands' test "
+        "set is exactly the speakers hashing into one range), re-split it with "
+        "data.prepare.split_salt (any text, e.g. `-S data.prepare.split_salt=1`), or give "
+        "your own split: validation_list.txt / testing_list.txt at the folder's root and "
+        "data.prepare.split: lists"
+    )
+
+    one_split_params(work, source, "data.prepare.split_salt=a")
+    run("prepare")
+    rows = manifest(work)
+    assert all(
+        which_set(f"{r['speaker']}_0", 30, 30, "^(spk[0-9]+)_", salt="a") == r["split"]
+        for r in rows
+    )
+    speakers = Counter(r["split"] for r in rows if r["label"] == "cat")
+    assert speakers == {"train": 10, "validation": 5, "test": 5}
+    assert per_split_labels(work) == {s: {"cat": n, "dog": n} for s, n in speakers.items()}
+
+    (source / "validation_list.txt").write_text(
+        "".join(f"{c}/{s}_0.wav\n" for c in ("cat", "dog") for s in ONE_SPLIT[:4])
+    )
+    (source / "testing_list.txt").write_text(
+        "".join(f"{c}/{s}_0.wav\n" for c in ("cat", "dog") for s in ONE_SPLIT[4:8])
+    )
+    one_split_params(work, source, "data.prepare.split=lists")
+    shutil.rmtree(work / "data/raw")
+    run("download")  # brings the lists into data/raw
+    assert (work / "data/raw/testing_list.txt").read_bytes() == (
+        source / "testing_list.txt"
+    ).read_bytes()
+    run("prepare")
+    assert per_split_labels(work) == {
+        "train": {"cat": 12, "dog": 12},
+        "validation": {"cat": 4, "dog": 4},
+        "test": {"cat": 4, "dog": 4},
+    }
+
+
+def test_folder_background_noise_inside_the_folder_and_beyond_full_scale_samples(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = seven_speaker_tree(tmp_path / "mine", ("cat", "dog"))
+    (source / "_background_noise_").mkdir()
+    write_wav(source / "_background_noise_/fan.wav", tone(10.0, RATE, 120.0), RATE)
+    loud = 40.0 * tone(1.0, RATE, 500.0) / 0.3  # peak 40: a float WAV far beyond full scale
+    sf.write(source / "cat/zoe-1.wav", loud, RATE, subtype="FLOAT")
+    folder_params(work, source, "data.prepare.silence_percentage=10")  # no noise_path
+    run("download")
+    assert "_background_noise_/fan.wav" in files_under(work / "data/raw")
+    run("prepare")
+
+    out = capsys.readouterr().out
+    assert "generated" not in out and "1 noise recordings" in out
+    rows = manifest(work)
+    silence = {r["path"] for r in rows if r["label"] == SILENCE}
+    assert silence == {"_background_noise_/fan.wav"}
+    assert {
+        s for s in SPLITS if any(r["split"] == s and r["label"] == SILENCE for r in rows)
+    } == set(SPLITS)
+
+    assert report(work)["cat/zoe-1.wav"] == (
+        "converted",
+        "samples beyond full scale (peak 40.000): scaled by 1/40.000",
+    )
+    (row,) = [r for r in rows if r["path"] == "cat/zoe-1.wav"]
+    x = np.load(work / f"data/prepared/{row['split']}_x.npy")[int(row["index"])]
+    assert abs(float(np.abs(x).max()) - 1.0) < 1e-6
+
+    # A noise_path given wins over the folder's own, which is reported.
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    write_wav(noise / "hum.wav", tone(10.0, RATE, 50.0), RATE)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["data"]["download"]["noise_path"] = str(noise)
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.rmtree(work / "data/raw")
+    run("download")
+    assert {p for p in files_under(work / "data/raw") if p.startswith("_back")} == {
+        "_background_noise_/hum.wav"
+    }
+    assert (
+        f"[download] skipped {source}/_background_noise_: data.download.noise_path is set "
+        "and used instead"
+    ) in capsys.readouterr().out
 
 
 # --- FSDD ----------------------------------------------------------------------------------

@@ -47,3 +47,66 @@ def test_silence_windows_stay_inside_their_segment() -> None:
     assert all(100 <= x.start <= 200 and 0 <= x.gain < 1 for x in w)
     with pytest.raises(ValueError, match="silence_percentage: 0"):
         splits.silence_windows({"b": (0, 50)}, 1, 100, rng)
+
+
+# --- salt and cover: every class in every split --------------------------------------------
+
+# Ten speakers, two classes: the plain hash (10 % / 10 %) puts f4 and m5 in test, m3 alone in
+# validation (positions: f3 26.46, f0 33.99, f2 73.29, f1 79.04; m3 5.12).
+FEMALE = ("f0", "f1", "f2", "f3", "f4")
+MALE = ("m0", "m1", "m2", "m3", "m5")
+
+
+def ten_speakers() -> dict[str, tuple[float, frozenset[str]]]:
+    return {
+        s: (splits.position(s), frozenset({"female" if s[0] == "f" else "male"}))
+        for s in FEMALE + MALE
+    }
+
+
+def test_empty_salt_is_the_plain_rule_and_a_salt_is_another_stable_draw() -> None:
+    names = [f"{i:08x}_nohash_0.wav" for i in range(200)]
+    plain = [splits.which_set(n, 10, 10) for n in names]
+    assert [splits.which_set(n, 10, 10, salt="") for n in names] == plain
+    salted = [splits.which_set(n, 10, 10, salt="2") for n in names]
+    assert salted != plain and salted == [splits.which_set(n, 10, 10, salt="2") for n in names]
+    key = int(hashlib.sha1(b"2/00000007").hexdigest(), 16) % (2**27)
+    assert splits.position("00000007", "2") == key * (100.0 / (2**27 - 1))
+
+
+def test_cover_moves_nothing_when_the_hash_holds_every_class() -> None:
+    speakers = {f"{i:08x}": (splits.position(f"{i:08x}"), frozenset({"a", "b"})) for i in range(60)}
+    split_of, moves = splits.cover(speakers, 10, 10)
+    assert moves == []
+    assert split_of == {s: splits.split_at(at, 10, 10) for s, (at, _) in speakers.items()}
+
+
+def test_cover_moves_the_speaker_nearest_the_split_that_lacks_a_class() -> None:
+    speakers = ten_speakers()
+    plain = {s: splits.split_at(at, 10, 10) for s, (at, _) in speakers.items()}
+    assert [s for s in plain if plain[s] == "validation"] == ["m3"]  # no female there
+    split_of, moves = splits.cover(speakers, 10, 10)
+    assert moves == [splits.Move("f3", "train", "validation", ("female",))]
+    assert split_of == plain | {"f3": "validation"}
+    for split in SPLITS:
+        assert {next(iter(speakers[s][1])) for s in split_of if split_of[s] == split} == {
+            "female",
+            "male",
+        }
+    # Stable when data is added: more speakers whose hash already covers nothing new
+    # (train) leave the split as it was.
+    more = speakers | {f"f{i}": (splits.position(f"f{i}"), frozenset({"female"})) for i in (6, 7)}
+    assert {splits.split_at(more[s][0], 10, 10) for s in ("f6", "f7")} == {"train"}
+    assert splits.cover(more, 10, 10)[1] == moves
+
+
+def test_cover_names_the_class_split_and_counts_when_it_cannot() -> None:
+    speakers = {s: v for s, v in ten_speakers().items() if s not in ("f0", "f1", "f2", "f3")}
+    with pytest.raises(splits.Uncoverable) as info:
+        splits.cover(speakers, 10, 10)  # one female speaker (f4, test) for three splits
+    err = info.value
+    assert (err.label, err.split, err.counts) == (
+        "female",
+        "train",
+        {"train": 0, "validation": 0, "test": 1},
+    )

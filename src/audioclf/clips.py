@@ -1,7 +1,8 @@
 """Turn any readable WAV into a fixed-length mono clip at the target rate.
 
-What can be converted is converted and noted (mixed down, resampled, cropped, padded); what
-cannot is refused with a reason. ``prepare`` lists both kinds in its report.
+What can be converted is converted and noted (mixed down, resampled, cropped, padded, a float
+file beyond full scale scaled to peak 1); what cannot is refused with a reason. ``prepare``
+lists both kinds in its report.
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def load_audio(path: str | Path, sample_rate: int) -> Loaded:
     else:
         frames, rate = read_wav(path)
     notes = []
+    peak = 0.0 if pcm16 else float(np.max(np.abs(frames)))  # float files may exceed 1 (PCM not)
+    if peak > 1.0:
+        # Scaled, not clipped (that would flatten most of a clip far beyond 1) nor kept (it
+        # would be louder than any other clip, and mixing and WAV writing assume [-1, 1]).
+        frames = frames * np.float32(1.0 / peak)
+        notes.append(f"samples beyond full scale (peak {peak:.3f}): scaled by 1/{peak:.3f}")
     if frames.shape[1] > 1:
         notes.append(f"mixed down from {frames.shape[1]} channels")
     wave = to_mono(frames)

@@ -3,8 +3,14 @@ raw layout (``audioclf.layout``) with their class and speaker, their split, and 
 the split arrays and the manifest.
 
 Splits are speaker-disjoint: by hashing the speaker id (the rule of TensorFlow's
-speech_commands example, ``audioclf.splits.which_set``: adding data never moves a speaker), or
-by the dataset's own split lists.
+speech_commands example, ``audioclf.splits.which_set``: adding data never moves a speaker;
+``split_salt`` draws another such split), then moving the fewest speakers needed for every
+class to be in every split (``audioclf.splits.cover``; none move when the hash already does
+it); or by the dataset's own split lists.
+
+Nothing is dropped silently: a class folder is a class, the ``_unknown_`` pick's pool, or
+reported as ignored with the key that changes it; ``_silence_/`` and ``_unknown_/`` folders of
+clips are those classes; every class ends up with clips in every split, or the stage stops.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -25,14 +32,24 @@ from audioclf.layout import AUDIO_SUFFIXES, LISTS, NOISE_DIR, SILENCE, SPLITS, U
 from audioclf.npystream import NpyWriter
 from audioclf.splits import (
     NOHASH,
+    Move,
+    Uncoverable,
     class_names,
+    cover,
     extra_count,
     listed_set,
+    position,
     read_list,
     silence_windows,
     speaker_of,
-    which_set,
+    split_at,
 )
+
+SPECIAL = (SILENCE, UNKNOWN, NOISE_DIR)  # folder names with a meaning of their own
+# The hash rule is taken to be broken (not unlucky) for a split that should get at least this
+# many speakers and gets at most an eighth of them: a chance below 0.3 % for a fair hash
+# (binomial, worst case over speaker counts and percentages).
+SKEW_MIN_EXPECTED = 8
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,9 @@ class PrepareConfig:
     # hash: speakers hashed into splits (TensorFlow's rule); lists: the dataset's own
     # validation_list.txt / testing_list.txt in data/raw (unlisted clips train).
     split: Literal["hash", "lists"] = "hash"
+    # split: hash only. "": TensorFlow's rule exactly; any other text hashes "<salt>/<speaker>",
+    # another stable split (re-splits a folder that is itself one split of a hash split).
+    split_salt: str = ""
     speaker_pattern: str = NOHASH  # regex on the file name; group 1 is the speaker
     # Recordings longer than a clip: crop (keep the centre) or chop (every clip-long window).
     long_clips: Literal["crop", "chop"] = "crop"
@@ -78,6 +98,14 @@ class PrepareConfig:
                 "commands",
                 f"must be folder names (quote yes/no/on/off and digits in YAML), got "
                 f"{list(self.commands)}",
+            )
+            special = [c for c in self.commands if c in SPECIAL]
+            check(
+                not special,
+                "commands",
+                f"lists {', '.join(special)}, which are not commands: a {SILENCE}/ or "
+                f"{UNKNOWN}/ folder of clips is that class either way ({UNKNOWN}/ joins the "
+                f"unknown pick when unknown_percentage > 0), {NOISE_DIR}/ holds noise recordings",
             )
         try:
             groups = re.compile(self.speaker_pattern).groups
@@ -129,7 +157,16 @@ class Scan:
     noise: list[str]  # background-noise recordings
     classes: list[str]
     report: list[tuple[str, str, str]]  # (path, action, reason)
-    ignored: int  # clips of folders that are not classes (no _unknown_ class)
+    ignored: int  # clips of folders that are not classes (no _unknown_ class), reported
+
+
+def ignored_reason(n: int) -> str:
+    return (
+        f"{n} clips not used: the folder is not in data.prepare.commands and "
+        "data.prepare.unknown_percentage is 0. List it in commands to make it a class, set "
+        f"unknown_percentage > 0 to pick {UNKNOWN} clips from it, or commands: null to make "
+        "every folder a class"
+    )
 
 
 def scan(raw: Path, cfg: PrepareConfig) -> Scan:
@@ -139,7 +176,7 @@ def scan(raw: Path, cfg: PrepareConfig) -> Scan:
     rows, noise, report, ignored = [], [], [], 0
     # os.scandir and plain strings: at 100k files, pathlib's objects cost seconds.
     folders = sorted(e.name for e in os.scandir(raw) if e.is_dir() and e.name[0] != ".")
-    words = []
+    words, special = [], set()
     for folder in folders:
         files = sorted(e.name for e in os.scandir(raw / folder) if e.is_file())
         audio = [f for f in files if os.path.splitext(f)[1].lower() in AUDIO_SUFFIXES]
@@ -154,13 +191,17 @@ def scan(raw: Path, cfg: PrepareConfig) -> Scan:
         if not audio:
             report.append((folder + "/", "skipped", "class folder holds no audio files"))
             continue
-        if cfg.commands is None or folder in cfg.commands:
+        if folder in (SILENCE, UNKNOWN) and (folder == SILENCE or cfg.commands is None):
+            label = folder  # clips of that class: all of them, whatever the percentages
+            special.add(folder)
+        elif cfg.commands is None or folder in cfg.commands:
             label = folder
             words.append(label)
         elif cfg.has_unknown:
-            label = UNKNOWN
+            label = UNKNOWN  # the pool the unknown pick draws from
         else:
             ignored += len(audio)
+            report.append((folder + "/", "ignored", ignored_reason(len(audio))))
             continue
         for name in audio:
             speaker = speaker_of(name, cfg.speaker_pattern)
@@ -178,31 +219,87 @@ def scan(raw: Path, cfg: PrepareConfig) -> Scan:
             "data.prepare.commands needs a folder of clips of that name "
             f"(folders found: {', '.join(folders) or 'none'})"
         )
-    classes = class_names(commands, cfg.has_silence, cfg.has_unknown)
+    if cfg.has_unknown and not any(r.label == UNKNOWN for r in rows):
+        raise ConfigError(
+            f"data.prepare.unknown_percentage: {cfg.unknown_percentage} asks for {UNKNOWN} "
+            f"clips, but no folder outside data.prepare.commands holds any (folders found: "
+            f"{', '.join(folders)}); add folders of other words or set it to 0"
+        )
+    has_silence = cfg.has_silence or SILENCE in special
+    classes = class_names(commands, has_silence, cfg.has_unknown or UNKNOWN in special)
     return Scan(rows, noise, classes, report, ignored)
 
 
-def assign(rows: list[Row], cfg: PrepareConfig, raw: Path) -> dict[str, list[Row]]:
-    """Put each row in its split: {split: rows with the split filled in}."""
+def assign(
+    rows: list[Row], cfg: PrepareConfig, raw: Path
+) -> tuple[dict[str, list[Row]], list[Move]]:
+    """Put each row in its split: ({split: rows with the split filled in}, speakers moved so
+    that every split holds every class; split: hash only)."""
+    moves: list[Move] = []
     if cfg.split == "lists":
         listed = {}
         for split, name in LISTS.items():
             if not (raw / name).is_file():
                 raise FileNotFoundError(
-                    f"{raw / name}: missing, and data.prepare.split is 'lists'. This dataset has "
-                    "no official split lists: set data.prepare.split: hash"
+                    f"{raw / name}: missing, and data.prepare.split is 'lists'. Put the "
+                    f"dataset's own {' and '.join(LISTS.values())} (clip paths relative to the "
+                    "data folder, one per line) at its root, or set data.prepare.split: hash"
                 )
             listed[split] = read_list(raw / name)
-        rule = lambda r: listed_set(r.path, listed["validation"], listed["test"])  # noqa: E731
+        split_of = {r.path: listed_set(r.path, listed["validation"], listed["test"]) for r in rows}
+        rule = lambda r: split_of[r.path]  # noqa: E731
     else:
-        rule = lambda r: which_set(  # noqa: E731
-            r.path, cfg.validation_percentage, cfg.testing_percentage, cfg.speaker_pattern
-        )
+        speaker_split, moves = hash_split(rows, cfg)
+        rule = lambda r: speaker_split[r.speaker]  # noqa: E731
     out: dict[str, list[Row]] = {s: [] for s in SPLITS}
     for r in rows:
         split = rule(r)
         out[split].append(replace(r, split=split))
-    return out
+    return out, moves
+
+
+WAY_OUT = (
+    "If the folder is itself one split of a dataset split by this hash (Speech Commands' "
+    "test set is exactly the speakers hashing into one range), re-split it with "
+    "data.prepare.split_salt (any text, e.g. `-S data.prepare.split_salt=1`), or give "
+    "your own split: validation_list.txt / testing_list.txt at the folder's root and "
+    "data.prepare.split: lists"
+)
+
+
+def hash_split(rows: list[Row], cfg: PrepareConfig) -> tuple[dict[str, str], list[Move]]:
+    """{speaker: split} by the (salted) hash, with the moves that make every split hold every
+    class; a clear error when the hash is skewed or a class has too few speakers."""
+    labels: dict[str, set[str]] = {}
+    for r in rows:
+        labels.setdefault(r.speaker, set()).add(r.label)
+    speakers = {s: (position(s, cfg.split_salt), frozenset(ls)) for s, ls in labels.items()}
+    v, t = cfg.validation_percentage, cfg.testing_percentage
+    share = {"train": 100 - v - t, "validation": v, "test": t}
+    got = Counter(split_at(at, v, t) for at, _ in speakers.values())
+    for split in SPLITS:
+        expected = len(speakers) * share[split] / 100
+        if expected >= SKEW_MIN_EXPECTED and got[split] <= expected / 8:
+            salt = f" with data.prepare.split_salt {cfg.split_salt!r}" if cfg.split_salt else ""
+            raise ValueError(
+                f"the speaker hash{salt} puts {got[split]} of {len(speakers)} speakers in "
+                f"{split!r} (train {got['train']}, validation {got['validation']}, test "
+                f"{got['test']}), where about {expected:.0f} were expected: the speakers' "
+                f"ids are not spread by the hash. {WAY_OUT}"
+            )
+    try:  # a split given 0 % stays empty (and check_classes says so)
+        return cover(speakers, v, t, tuple(s for s in SPLITS if share[s] > 0))
+    except Uncoverable as err:
+        counts = ", ".join(f"{s} {n}" for s, n in err.counts.items())
+        raise ValueError(
+            f"class {err.label!r} cannot be in split {err.split!r}: it has "
+            f"{sum(err.counts.values())} speaker(s) ({counts}) and no speaker can move to "
+            f"{err.split!r} without leaving a class out of its own split. A speaker-disjoint "
+            f"split needs at least 3 speakers of each class: add recordings of more speakers, "
+            f"check data.prepare.speaker_pattern ({cfg.speaker_pattern!r} finds "
+            f"{len(speakers)} speakers in all), or give split lists (data.prepare.split: "
+            "lists)"
+        ) from None
 
 
 def record(report: list, path: str, result: Loaded | AudioError) -> bool:
@@ -278,19 +375,45 @@ def silence(
     return out
 
 
-def check_classes(kept: dict[str, list[Row]], classes: list[str], report: list) -> None:
-    """Never drop a class silently: every command needs training clips, every split clips."""
+def check_classes(
+    kept: dict[str, list[Row]], classes: list[str], report: list, cfg: PrepareConfig
+) -> list[str]:
+    """Never drop a class silently: every class of labels.json needs training clips, and
+    clips in validation and test. A hash split lacking one there is an error (``hash_split``
+    covered them: its clips could not be read); the user's own lists are taken as given, with
+    a warning (returned, and in the report), and ``train`` refuses an incomplete validation
+    set unless told to."""
+    skipped = f"{sum(a == 'skipped' for _, a, _ in report)} files skipped; see the report"
     for split in SPLITS:
         if not kept[split]:
             raise ValueError(
                 f"split {split!r} is empty: too few speakers for data.prepare."
-                "validation_percentage / testing_percentage (or too many files skipped, "
-                "see the report)"
+                f"validation_percentage / testing_percentage, or too many files skipped "
+                f"({skipped}). {WAY_OUT}"
             )
-    have = {r.label for r in kept["train"]}
-    lost = [c for c in classes if c not in have and c != UNKNOWN and c != SILENCE]
+    counts = Counter((r.split, r.label) for s in SPLITS for r in kept[s])
+    lost = [c for c in classes if not counts["train", c]]
     if lost:
         raise ValueError(
-            f"no usable training clips left for class(es) {', '.join(lost)} "
-            f"({sum(a == 'skipped' for _, a, _ in report)} files skipped; see the report)"
+            f"no usable training clips left for class(es) {', '.join(lost)} ({skipped}; "
+            f"clips per split: {per_split(counts, lost)}). {WAY_OUT}"
         )
+    warnings = []
+    for split in ("validation", "test"):
+        lost = [c for c in classes if not counts[split, c]]
+        if not lost:
+            continue
+        if cfg.split == "hash":
+            raise ValueError(
+                f"split {split!r} has no usable clips of class(es) {', '.join(lost)}: the "
+                f"speaker split put some there but none could be read ({skipped}; clips per "
+                f"split: {per_split(counts, lost)}). Fix or replace those files"
+            )
+        why = f"no clips of class(es) {', '.join(lost)} (the split lists put none there)"
+        report.append((split, "incomplete", why))
+        warnings.append(f"{split} has {why}")
+    return warnings
+
+
+def per_split(counts: Counter, labels: list[str]) -> str:
+    return "; ".join(f"{c}: " + ", ".join(f"{s} {counts[s, c]}" for s in SPLITS) for c in labels)

@@ -35,20 +35,108 @@ def speaker_of(filename: str, pattern: str = NOHASH) -> str:
     return match.group(1) if match else stem
 
 
-def which_set(
-    filename: str,
-    validation_percentage: float,
-    testing_percentage: float,
-    pattern: str = NOHASH,
-) -> str:
-    """'train', 'validation' or 'test' for a clip, stable across dataset growth."""
-    hashed = hashlib.sha1(speaker_of(filename, pattern).encode("utf-8")).hexdigest()
-    percentage = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+def position(speaker: str, salt: str = "") -> float:
+    """Where a speaker's hash falls in [0, 100]: TensorFlow's rule on the speaker id, or on
+    ``salt/speaker`` with a salt (a different, equally stable draw; "" is the plain rule)."""
+    key = f"{salt}/{speaker}" if salt else speaker
+    hashed = hashlib.sha1(key.encode("utf-8")).hexdigest()
+    return (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+
+
+def split_at(percentage: float, validation_percentage: float, testing_percentage: float) -> str:
+    """The split of a hash position: [0, v) validation, [v, v + t) test, the rest train."""
     if percentage < validation_percentage:
         return "validation"
     if percentage < testing_percentage + validation_percentage:
         return "test"
     return "train"
+
+
+def which_set(
+    filename: str,
+    validation_percentage: float,
+    testing_percentage: float,
+    pattern: str = NOHASH,
+    salt: str = "",
+) -> str:
+    """'train', 'validation' or 'test' for a clip, stable across dataset growth."""
+    at = position(speaker_of(filename, pattern), salt)
+    return split_at(at, validation_percentage, testing_percentage)
+
+
+def distance(percentage: float, split: str, validation_percentage: float, testing_percentage):
+    """How far a hash position is from ``split``'s range (0 inside it)."""
+    v, t = validation_percentage, testing_percentage
+    lo, hi = {"validation": (0.0, v), "test": (v, v + t), "train": (v + t, 100.0)}[split]
+    return max(lo - percentage, percentage - hi, 0.0)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A speaker taken out of its hash split so that ``to`` holds the classes ``labels``."""
+
+    speaker: str
+    hashed: str  # the split the hash rule gave
+    to: str
+    labels: tuple[str, ...]  # the classes ``to`` lacked and now holds (sorted)
+
+
+class Uncoverable(ValueError):
+    """No speaker-disjoint split puts ``label`` in ``split``; ``counts``: its speakers per split."""
+
+    def __init__(self, label: str, split: str, counts: dict[str, int]) -> None:
+        self.label, self.split, self.counts = label, split, counts
+        super().__init__(f"class {label!r} cannot be put in split {split!r}")
+
+
+def cover(
+    speakers: dict[str, tuple[float, frozenset[str]]],
+    validation_percentage: float,
+    testing_percentage: float,
+    splits: tuple[str, ...] = ("train", "validation", "test"),
+) -> tuple[dict[str, str], list[Move]]:
+    """Speaker -> split by the hash rule, then the fewest moves that put every class in every
+    split: {speaker: split}, the moves made.
+
+    ``speakers`` maps each speaker to (its hash position, the classes it has clips of). For
+    each split (train first) and class (sorted) the hash leaves out, the speaker of that class
+    whose position is nearest the split's range moves there, among those whose own split keeps
+    another speaker of each of their classes (so a pair once covered stays covered). Nothing
+    moves when the hash already covers every pair, so the plain rule's splits are kept as
+    they are; adding data moves a speaker only where the cover changes (a new speaker of the
+    class hashes into the split, and the moved one goes back, or is nearer and moves instead).
+    ``Uncoverable`` when no speaker can move (too few speakers of the class).
+    """
+    v, t = validation_percentage, testing_percentage
+    split_of = {s: split_at(at, v, t) for s, (at, _) in speakers.items()}
+    count = {split: {} for split in splits}  # speakers per (split, class)
+    for s, (_, labels) in speakers.items():
+        for label in labels:
+            count[split_of[s]][label] = count[split_of[s]].get(label, 0) + 1
+    labels = sorted({label for _, ls in speakers.values() for label in ls})
+    moves = []
+    for split in splits:
+        for label in labels:
+            if count[split].get(label):
+                continue
+            donors = [
+                s
+                for s in sorted(speakers)
+                if label in speakers[s][1]
+                and split_of[s] != split
+                and all(count[split_of[s]][k] >= 2 for k in speakers[s][1])
+            ]
+            if not donors:
+                have = {x: count[x].get(label, 0) for x in splits}
+                raise Uncoverable(label, split, have)
+            pick = min(donors, key=lambda s: (distance(speakers[s][0], split, v, t), s))
+            gained = tuple(sorted(k for k in speakers[pick][1] if not count[split].get(k)))
+            for k in speakers[pick][1]:
+                count[split_of[pick]][k] -= 1
+                count[split][k] = count[split].get(k, 0) + 1
+            moves.append(Move(pick, split_at(speakers[pick][0], v, t), split, gained))
+            split_of[pick] = split
+    return split_of, moves
 
 
 def class_names(

@@ -29,6 +29,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int = 5  # epochs without a better validation loss before stopping
     seed: int = 42
+    # The best epoch is picked on validation loss: on a validation set without some class,
+    # a model that never answers that class can win. false: refuse to train on one.
+    allow_incomplete_validation: bool = False
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
@@ -46,6 +49,21 @@ class TrainConfig:
             "weight_decay",
             "only applies to optimizer: adamw",
         )
+
+
+def check_validation(y_val: np.ndarray, classes: list[str], allowed: bool) -> list[str]:
+    """The classes with no validation clip; an error naming them unless ``allowed``."""
+    missing = [c for i, c in enumerate(classes) if not np.any(y_val == i)]
+    if missing and not allowed:
+        raise ValueError(
+            f"the validation set has no clips of class(es) {', '.join(missing)} "
+            f"({len(y_val)} clips of {len(classes) - len(missing)} of {len(classes)} classes): "
+            "early stopping would pick the epoch on the other classes only, and a model that "
+            "never answers the missing ones can win. Re-split (data.prepare; see "
+            "data/prepared/report.csv), or set train.allow_incomplete_validation: true to "
+            "train anyway"
+        )
+    return missing
 
 
 def make_deterministic(seed: int) -> None:
