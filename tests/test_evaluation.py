@@ -33,6 +33,23 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
+def test_atomic_files_move_each_file_and_keep_the_folders_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), atomic.atomic_files(out) as tmp:
+        (tmp / "half.npy").write_bytes(b"xx")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []  # no folder, no temporary sibling
+    out.mkdir()
+    (out / ".gitignore").write_text("/a.npy\n")
+    (out / "a.npy").write_bytes(b"old")
+    with atomic.atomic_files(out) as tmp:
+        (tmp / "a.npy").write_bytes(b"new")
+        (tmp / "b.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == [".gitignore", "a.npy", "b.json"]
+    assert (out / "a.npy").read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_comparison_table_is_best_first_with_corrupted_columns_when_present() -> None:
     import pandas as pd
 

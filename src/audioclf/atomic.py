@@ -58,10 +58,11 @@ def atomic_files(folder: str | Path) -> Iterator[Path]:
     (DVC's ``.gitignore``) stay, and every output file is either whole or absent.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
     try:
         yield tmp
+        folder.mkdir(exist_ok=True)  # only now: a failed stage leaves no folder behind
         for file in sorted(tmp.iterdir()):
             os.replace(file, folder / file.name)
     finally:
