@@ -125,7 +125,8 @@ def main() -> None:
     check_input(model_cfg, info["features"]["type"])
     if spec_augment.active and model_cfg.input != "spectrogram":
         raise ConfigError(
-            f"augment.spec_augment: model {model_cfg.name!r} takes {model_cfg.input} input and "
+            f"augment.spec_augment: model {model_cfg.name!r} takes "
+            f"{dict(wave='a raw waveform', embedding='an embedding').get(model_cfg.input)} and "
             "SpecAugment masks a spectrogram. Pick an augment option without it "
             "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
         )
