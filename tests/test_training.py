@@ -138,3 +138,24 @@ def test_dvc_status_value_matches_dvc():
     from dvc.repo.experiments.executor.base import TaskStatus
 
     assert threads.RUNNING == TaskStatus.RUNNING
+
+
+def test_configure_sizes_tensorflow_and_blas_in_a_fresh_process():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from audioclf import threads; t = threads.configure(); "
+        "import tensorflow as tf; from threadpoolctl import threadpool_info; "
+        "print(t.intra, t.inter, tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads(), "
+        "{p['num_threads'] for p in threadpool_info()})"
+    )
+    env = {**os.environ, "AUDIOCLF_WORKERS": "2", "AUDIOCLF_THREADS": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split(maxsplit=4)
+    want = threads.plan(threads.available_cores(), 2)
+    assert out[:4] == [str(want.intra), str(want.inter), str(want.intra), str(want.inter)]
+    assert out[4].strip() in ("set()", f"{{{want.intra}}}")  # every BLAS pool limited

@@ -85,15 +85,20 @@ def configure(threads: int | None = None, environ: Mapping[str, str] = os.enviro
     chosen = plan(available_cores(), workers(environ), override)
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=chosen.intra)  # NumPy's BLAS, already loaded: env vars are too late
     from audioclf.tfimport import import_tensorflow
 
     tf = import_tensorflow()
+    # Every BLAS/OpenMP library loaded by now (NumPy's, TensorFlow's): env vars are too late.
+    threadpool_limits(limits=chosen.intra)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(chosen.intra)
         tf.config.threading.set_inter_op_parallelism_threads(chosen.inter)
-    except RuntimeError as err:  # TensorFlow's runtime already started: too late to resize
-        raise RuntimeError(
-            f"audioclf.threads.configure must run before TensorFlow runs an op ({err})"
-        ) from None
+    except RuntimeError:  # runtime already started (a second stage main in one process)
+        import warnings
+
+        warnings.warn(
+            f"TensorFlow already runs: its thread pools keep their size, not {chosen} "
+            "(audioclf.threads.configure must run before TensorFlow's first op)",
+            stacklevel=2,
+        )
     return chosen
