@@ -15,7 +15,7 @@ Each copy has one untimed warm-up epoch (tracing); then ``--rounds`` rounds time
 each copy in turn (interleaved, so a busy shared machine slows all alike) and the median is
 reported. The files are fresh in the page cache, as they are after `features` wrote them.
 
-    python benchmarks/epoch_feed.py [--clips 3504] [--rounds 3]
+    python benchmarks/epoch_feed.py [--clips 3504] [--rounds 3] [--models spec_cnn2d,spec_cnn1d]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=3504, help="per epoch, clean + augmented")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     import_tensorflow()
     import keras
@@ -83,7 +84,7 @@ def main() -> None:
             flush=True,
         )
         rows = []
-        for name in MODELS:
+        for name in args.models.split(","):
             hparams = parse_model(model_params(name)).hparams
             models = {}
             for feed, (x, t) in feeds.items():
