@@ -10,6 +10,7 @@ Writes: data/model/model.keras   the best epoch (lowest validation loss), normal
                                  (features computed inside; see audioclf.export)
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
+Threads: audioclf.threads (train.threads, AUDIOCLF_WORKERS, AUDIOCLF_THREADS).
 Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training)
         Refuses a validation set without some class (train.allow_incomplete_validation).
 """
@@ -30,11 +31,15 @@ from audioclf.models import ModelConfig, build_model, check_input, parse_model
 from audioclf.specaugment import SpecAugmentConfig
 from audioclf.stagetimer import StageTimer
 from audioclf.tfimport import import_tensorflow
+from audioclf.threads import configure as configure_threads
 from audioclf.training import (
     TrainConfig,
+    check_precision,
     check_validation,
     fit,
+    float32_output,
     make_deterministic,
+    precision,
     summary,
     trainable_params,
     with_normalization,
@@ -70,8 +75,11 @@ def train(
 ) -> dict:
     """Fit the model and write everything the stage writes into ``out``; the summary."""
     # Build first: a hyperparameter the builder refuses fails before any data is loaded.
-    make_deterministic(cfg.seed)
-    body = build_model(model_cfg, tuple(info["shape"]), len(classes))
+    make_deterministic(cfg.seed, ops=not cfg.jit_compile)  # XLA: seeded, not bit-exact
+    with precision(cfg.mixed_precision):  # float16 compute (GPU only; checked in main)
+        body = build_model(model_cfg, tuple(info["shape"]), len(classes))
+    if cfg.mixed_precision and model_cfg.kind != "sklearn":
+        body = float32_output(body)
     (x_train, y_train), validation = load_training_data()
     n_augmented = len(x_train) - len(np.load(PREPARED / "train_y.npy", mmap_mode="r"))
     start = time.perf_counter()
@@ -130,7 +138,10 @@ def main() -> None:
             "SpecAugment masks a spectrogram. Pick an augment option without it "
             "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
         )
+    threads = configure_threads(cfg.threads)  # before TensorFlow runs an op
+    print(f"[train] {threads.intra} intra-op / {threads.inter} inter-op threads")
     import_tensorflow()  # quiet, then Keras on its TensorFlow backend
+    check_precision(cfg)
     with atomic_files(OUT) as tmp:
         done = train(model_cfg, cfg, spec_augment, augment_seed, classes, info, tmp)
     timer.summary(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from audioclf.config import check
+from audioclf.config import ConfigError, check
 from audioclf.specaugment import SpecAugmentConfig
 from audioclf.tfimport import import_tensorflow
 
@@ -32,8 +33,21 @@ class TrainConfig:
     # The best epoch is picked on validation loss: on a validation set without some class,
     # a model that never answers that class can win. false: refuse to train on one.
     allow_incomplete_validation: bool = False
+    # GPU options, off by default (see docs/gpu.md). mixed_precision: float16 compute with
+    # float32 weights and a float32 softmax; needs a GPU (on a CPU float16 is slower and
+    # changes the numbers, so it is refused). jit_compile: XLA-compile the train step.
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    # TensorFlow intra-op and BLAS threads of this process; null = the cores it may use divided
+    # by the training workers running at once (audioclf.threads; AUDIOCLF_WORKERS).
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        check(
+            self.threads is None or self.threads >= 1,
+            "threads",
+            f"must be >= 1 or null (automatic), got {self.threads}",
+        )
         check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
@@ -66,13 +80,55 @@ def check_validation(y_val: np.ndarray, classes: list[str], allowed: bool) -> li
     return missing
 
 
-def make_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels."""
+def make_deterministic(seed: int, ops: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels unless
+    not ``ops``: Keras refuses XLA (``jit_compile``) while op determinism is on, so an XLA run
+    is seeded but not bit-reproducible."""
     tf = import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if ops:
+        tf.config.experimental.enable_op_determinism()
+    else:  # process-wide; only the private module can turn it off again
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+
+
+def check_precision(cfg: TrainConfig) -> None:
+    """Refuse ``mixed_precision`` without a GPU, naming the key (before any data is loaded)."""
+    tf = import_tensorflow()
+
+    if cfg.mixed_precision and not tf.config.list_physical_devices("GPU"):
+        raise ConfigError(
+            "train.mixed_precision: true needs a GPU and TensorFlow sees none (float16 on a CPU "
+            "is slower and changes the results). Set train.mixed_precision: false, or install "
+            "the GPU build (docs/gpu.md) and check `tf.config.list_physical_devices('GPU')`"
+        )
+
+
+@contextmanager
+def precision(mixed: bool):
+    """Build layers under the ``mixed_float16`` policy when ``mixed``; restores the policy."""
+    import keras
+
+    before = keras.mixed_precision.dtype_policy()
+    if mixed:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
+
+
+def float32_output(model):  # -> keras.Model
+    """The model with its last layer (the softmax Dense of every builder) computing in float32,
+    so the probabilities and the loss stay float32 under mixed precision; other models as is."""
+    last = model.layers[-1]
+    if last.dtype_policy.compute_dtype != "float32":
+        last.dtype_policy = "float32"
+    return model
 
 
 def with_normalization(
@@ -120,7 +176,14 @@ def fit(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"],
+        jit_compile=cfg.jit_compile,
     )
+    if cfg.jit_compile and not model.jit_compile:  # Keras fell back with a mere warning
+        raise ConfigError(
+            f"train.jit_compile: true, but Keras cannot XLA-compile model {model.name!r} "
+            "(a layer without XLA support, or op determinism on: see make_deterministic). "
+            "Set train.jit_compile: false"
+        )
     onehot = lambda y: keras.utils.to_categorical(y, num_classes)  # noqa: E731
     callbacks = [
         keras.callbacks.EarlyStopping(
