@@ -9,7 +9,11 @@ Writes: data/model/model.keras   the best epoch (lowest validation loss), normal
                                  (features computed inside; see audioclf.export)
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
-Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training)
+        data/model/run.json      the id of the MLflow run started here (evaluate continues it)
+        the MLflow run: these params, provenance tags, the training dataset inputs (DVC
+        hashes from dvc.lock), then each epoch's metrics as it ends (audioclf.tracking)
+Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training);
+        evaluate.experiment and data.name (where the run goes, what its datasets are called)
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from audioclf import tracking
 from audioclf.atomic import atomic_dir
 from audioclf.config import ConfigError, convert, load_params, parse, section
+from audioclf.lineage import TRAINING_INPUTS
 from audioclf.models import ModelConfig, build_model, check_input, parse_model
 from audioclf.specaugment import SpecAugmentConfig
 from audioclf.stagetimer import StageTimer
@@ -63,6 +69,7 @@ def train(
     classes: list[str],
     info: dict,
     out: Path,
+    on_epoch=None,
 ) -> dict:
     """Fit the model and write everything the stage writes into ``out``; the summary."""
     # Build first: a hyperparameter the builder refuses fails before any data is loaded.
@@ -79,7 +86,7 @@ def train(
     )
     start = time.perf_counter()
     model, history = fit(
-        model, (x_train, y_train), validation, len(classes), cfg, out / "model.keras"
+        model, (x_train, y_train), validation, len(classes), cfg, out / "model.keras", on_epoch
     )
     done = summary(model, model_cfg.name, history, time.perf_counter() - start)
     write_history(out / "history.csv", history)
@@ -114,12 +121,26 @@ def main() -> None:
             "(e.g. `-S augment=light`) or set augment.spec_augment.freq_masks=0 and time_masks=0"
         )
     import_tensorflow()  # quiet, then Keras on its TensorFlow backend
-    with atomic_dir(OUT) as tmp:
-        done = train(model_cfg, cfg, spec_augment, augment_seed, classes, info, tmp)
+    logged = {
+        "model": section(params, "model"),
+        "train": section(params, "train"),
+        "augment": {"spec_augment": asdict(spec_augment), "seed": augment_seed},
+    }
+    run_id = tracking.start_run(section(params, "evaluate.experiment"), logged, tracking.run_tags())
+    with tracking.ends_on_error(run_id), atomic_dir(OUT) as tmp:
+        tracking.log_lineage(
+            run_id, section(params, "data.name"), TRAINING_INPUTS, Path("params.yaml")
+        )
+        tracking.write_run_file(tmp, run_id)
+        done = train(
+            model_cfg, cfg, spec_augment, augment_seed, classes, info, tmp,
+            tracking.epoch_logger(run_id),
+        )  # fmt: skip
+    tracking.hand_over(run_id)  # evaluate continues the run
     timer.summary(
         f"{done['clips']} training + {done['validation_clips']} validation feature clips",
         f"{OUT}/model.keras (best epoch {done['best_epoch']} of {done['epochs_run']}, "
-        f"val_accuracy {done['best_val_accuracy']:.4f})",
+        f"val_accuracy {done['best_val_accuracy']:.4f}); MLflow run {run_id}",
     )
 
 
