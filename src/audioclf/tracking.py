@@ -490,3 +490,65 @@ def read_run_file(folder: Path) -> str | None:
         print(f"[tracking] no {path}: the evaluation gets a run of its own", file=sys.stderr)
         return None
     return json.loads(path.read_text())["run_id"]
+
+
+# --- the comparison's view: a table artifact and the registered champion -----------------
+
+CHAMPION = "champion"  # the registry alias of the best run's model
+
+
+def log_comparison(experiment: str, df, markdown: str) -> str:  # df: pandas.DataFrame
+    """The comparison table as an MLflow table artifact (``comparison.json``, with
+    ``comparison.md``) on a run of its own named "comparison" (tag audioclf.kind); the
+    previous comparison run is deleted, so the experiment shows the current table once.
+    Returns the new run's id."""
+    with store_lock():
+        c = client()
+        experiment_id = get_experiment_id(experiment, c)
+        old = c.search_runs([experiment_id], filter_string=f"tags.`{KIND}` = '{COMPARISON}'")
+        run = c.create_run(experiment_id, run_name=COMPARISON, tags={KIND: COMPARISON})
+        c.log_table(run.info.run_id, data=df, artifact_file="comparison.json")
+        c.log_text(run.info.run_id, markdown, "comparison.md")
+        c.set_terminated(run.info.run_id, "FINISHED")
+        for r in old:
+            c.delete_run(r.info.run_id)
+    return run.info.run_id
+
+
+def register_champion(name: str, run_id: str) -> tuple[str, bool]:
+    """Make the exported model of ``run_id`` (its ``model/`` artifacts: inference.keras takes
+    the raw waveform, inference.json says how) registered model ``name``'s ``@champion``.
+
+    A new version is registered only when the alias points at another run's model. Returns
+    (the champion's version, whether the alias moved)."""
+    from mlflow.exceptions import MlflowException
+
+    with store_lock():
+        c = client()
+        try:
+            current = c.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:  # no such model or alias yet
+            current = None
+        if current is not None and current.run_id == run_id:
+            return current.version, False
+        try:
+            c.create_registered_model(
+                name, description="The best run's raw-waveform model (stages/compare.py)"
+            )
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{c.get_run(run_id).info.artifact_uri}/model"
+        version = c.create_model_version(name, source, run_id=run_id)
+        c.set_registered_model_alias(name, CHAMPION, version.version)
+    return version.version, True
+
+
+def download_model(uri: str, dst: Path) -> Path:
+    """The folder a ``models:/<name>@<alias>`` (or ``runs:/``) URI names, downloaded."""
+    import mlflow
+
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(
+        mlflow.artifacts.download_artifacts(uri, dst_path=str(dst), tracking_uri=tracking_uri())
+    )
