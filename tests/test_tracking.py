@@ -6,6 +6,7 @@ callback runs inside a real (tiny) Keras fit.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -218,3 +219,53 @@ def test_lineage_logs_dvc_hashes_as_dataset_digests(store, tmp_path, capsys) -> 
     assert run.data.tags["dvc.data_md5"] == "0123456789abcdef0123456789abcdef.dir"
     assert run.data.tags["dvc.features_md5"] == "fedcba9876543210fedcba9876543210.dir"
     assert [a.path for a in store.list_artifacts(run_id)] == ["params.yaml"]
+
+
+def logged_model_run(store, tmp_path: Path, name: str, accuracy: float) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "inference.keras").write_text(f"model of {name}")
+    (folder / "inference.json").write_text("{}")
+    return tracking.log_pipeline_run(
+        EXPERIMENT, {"data.name": "synthetic"}, {}, {"test_accuracy": accuracy}, [], folder,
+        {"dvc_exp_name": name, "git_commit": "c"},
+    )  # fmt: skip
+
+
+def test_the_champion_alias_moves_only_when_another_run_is_best(store, tmp_path) -> None:
+    first = logged_model_run(store, tmp_path, "first", 0.8)
+    assert tracking.register_champion("synthetic", first) == ("1", True)
+    assert tracking.register_champion("synthetic", first) == ("1", False)  # same best: kept
+    better = logged_model_run(store, tmp_path, "better", 0.9)
+    assert tracking.register_champion("synthetic", better) == ("2", True)
+    champion = store.get_model_version_by_alias("synthetic", tracking.CHAMPION)
+    assert (str(champion.version), champion.run_id) == ("2", better)
+    assert sorted(str(v.version) for v in store.search_model_versions("name='synthetic'")) == [
+        "1",
+        "2",
+    ]
+
+    folder = tracking.download_model("models:/synthetic@champion", tmp_path / "download")
+    assert (folder / "inference.keras").read_text() == "model of better"
+    assert (folder / "inference.json").is_file()
+
+
+def test_the_comparison_table_is_one_table_artifact_on_one_run(store) -> None:
+    import pandas as pd
+
+    from audioclf.comparison import champions
+
+    df = pd.DataFrame(
+        {"run": ["b", "a", "c"], "data": ["x", "x", "y"], "clean": [0.9, 0.8, 0.7],
+         "run_id": ["rb", "ra", "rc"]}
+    )  # fmt: skip
+    assert champions(df) == {"x": "rb", "y": "rc"}
+    first = tracking.log_comparison(EXPERIMENT, df, "| table |")
+    second = tracking.log_comparison(EXPERIMENT, df.head(2), "| table |")
+    assert store.get_run(first).info.lifecycle_stage == "deleted"  # replaced
+    run = store.get_run(second)
+    assert run.info.status == "FINISHED" and run.info.run_name == "comparison"
+    table = json.loads(Path(store.download_artifacts(second, "comparison.json")).read_text())
+    assert table["columns"] == ["run", "data", "clean", "run_id"]
+    assert [row[0] for row in table["data"]] == ["b", "a"]  # replaced, not appended
+    assert tracking.finished_runs(EXPERIMENT).empty  # not a pipeline run

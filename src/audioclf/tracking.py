@@ -530,7 +530,7 @@ def register_champion(name: str, run_id: str) -> tuple[str, bool]:
         except MlflowException:  # no such model or alias yet
             current = None
         if current is not None and current.run_id == run_id:
-            return current.version, False
+            return str(current.version), False
         try:
             c.create_registered_model(
                 name, description="The best run's raw-waveform model (stages/compare.py)"
@@ -541,14 +541,14 @@ def register_champion(name: str, run_id: str) -> tuple[str, bool]:
         source = f"{c.get_run(run_id).info.artifact_uri}/model"
         version = c.create_model_version(name, source, run_id=run_id)
         c.set_registered_model_alias(name, CHAMPION, version.version)
-    return version.version, True
+    return str(version.version), True
 
 
 def download_model(uri: str, dst: Path) -> Path:
     """The folder a ``models:/<name>@<alias>`` (or ``runs:/``) URI names, downloaded."""
     import mlflow
 
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(tracking_uri())
     dst.mkdir(parents=True, exist_ok=True)
-    return Path(
-        mlflow.artifacts.download_artifacts(uri, dst_path=str(dst), tracking_uri=tracking_uri())
-    )
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dst)))
