@@ -283,7 +283,7 @@ def test_a_sigkilled_train_is_swept_up_as_killed_and_a_rerun_logs_a_fresh_run(re
     KILLED at the next start, the new one FINISHED."""
     client = mlflow_client(repo)
     before = {r.info.run_id for r in mlflow_runs(repo)}
-    long = [*TINY, SMALL_CNN, "model.dropout=0.3", "train.epochs=400", "train.patience=400"]
+    long = [*TINY, SMALL_CNN, "model.dropout=0.25", "train.epochs=400", "train.patience=400"]
     proc = subprocess.Popen(
         ["dvc", "exp", "run", "-n", "killed", *[a for o in long for a in ("-S", o)]],
         cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -310,7 +310,7 @@ def test_a_sigkilled_train_is_swept_up_as_killed_and_a_rerun_logs_a_fresh_run(re
             proc.wait()
     assert client.get_run(killed.info.run_id).info.status == "RUNNING"  # nobody could end it
 
-    args = [a for o in [*TINY, SMALL_CNN, "model.dropout=0.3"] for a in ("-S", o)]
+    args = [a for o in [*TINY, SMALL_CNN, "model.dropout=0.25"] for a in ("-S", o)]
     out = sh(repo, "dvc", "exp", "run", "-n", "rerun", *args)
     assert ran(out) == ["train", "evaluate", "compare"]
     old = client.get_run(killed.info.run_id)
