@@ -6,7 +6,9 @@ generated log-mel-shaped features (clips x 98 frames x 40 bins, 12 classes), so 
 data is needed. The baseline (no live logging) and the live run (each epoch logged to a real
 SQLite store in a temporary folder, with the store lock, as the train stage does) alternate
 ``--repeats`` times in one process after a warm-up fit; each fit's wall time is divided by its
-epochs. Printed: the median seconds per epoch of each and their ratio.
+epochs. Printed: the median seconds per epoch of each and their ratio, and the time of the
+logging call itself (a steadier figure on a shared machine, where epoch times vary more than
+the overhead) as a share of the baseline epoch.
 
     python benchmarks/live_logging_overhead.py [--clips 2048] [--epochs 3] [--repeats 3]
 """
@@ -64,7 +66,14 @@ def main() -> None:
         from audioclf import tracking
 
         run_id = tracking.start_run("benchmark", {}, {"git_commit": "benchmark"})
-        live = tracking.epoch_logger(run_id)
+        logger = tracking.epoch_logger(run_id)
+        log_seconds: list[float] = []
+
+        def live(epoch, values) -> None:  # the train stage's callback, timed
+            start = time.perf_counter()
+            logger(epoch, values)
+            log_seconds.append(time.perf_counter() - start)
+
         one_fit(x, y, TrainConfig(epochs=1, batch_size=64), work, None)  # warm-up: tracing
         seconds: dict[str, list[float]] = {"baseline": [], "live": []}
         for _ in range(args.repeats):
@@ -78,6 +87,11 @@ def main() -> None:
     for kind, values in seconds.items():
         print(f"{kind}: {' '.join(f'{v:.3f}' for v in values)} s/epoch")
     print(f"epochs logged live: {logged}")
+    cost = statistics.median(log_seconds)
+    print(
+        f"one epoch's live log call: median {cost * 1000:.1f} ms (max {max(log_seconds) * 1000:.1f}"
+        f" ms) = {cost / base * 100:.3f} % of a baseline epoch"
+    )
     print(
         f"median s/epoch: baseline {base:.3f}, live logging {with_live:.3f}; "
         f"ratio live/baseline {with_live / base:.4f} ({(with_live / base - 1) * 100:+.2f} %)"
