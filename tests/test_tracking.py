@@ -30,7 +30,10 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # -> mlflow.MlflowC
     monkeypatch.chdir(tmp_path)
     for var in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "SLURM_JOB_ID"):
         monkeypatch.delenv(var, raising=False)
-    return mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # finished_runs sets MLflow's process-wide URI (as the compare stage does): unset it, so
+    # later tests get the store their environment names.
+    mlflow.set_tracking_uri(None)
 
 
 def start_in_child(body: str) -> tuple[subprocess.Popen, str]:

@@ -548,7 +548,10 @@ def download_model(uri: str, dst: Path) -> Path:
     """The folder a ``models:/<name>@<alias>`` (or ``runs:/``) URI names, downloaded."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_registry_uri(tracking_uri())
     dst.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dst)))
+    store = tracking_uri()
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            uri, dst_path=str(dst), tracking_uri=store, registry_uri=store
+        )
+    )
