@@ -7,6 +7,10 @@ copies, each seeing only the runs done so far).
 Reads:  the MLflow store (audioclf.tracking), reports/metrics.json (only to run after evaluate)
 Writes: reports/comparison.csv, reports/comparison.md   one row per finished run, best first
         the MLflow experiment's description (shown in the UI) = the Markdown table
+        the same table as an MLflow table artifact (comparison.json) on a run named
+        "comparison" (replaced each time)
+        the MLflow model registry: per dataset (data.name), the best run's exported model
+        (raw waveform in) as model <data.name>, alias @champion (moved when a better run comes)
 Params: evaluate (its experiment)
 """
 
@@ -15,11 +19,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioclf.atomic import atomic_file, write_text
-from audioclf.comparison import markdown, table
+from audioclf.comparison import champions, markdown, table
 from audioclf.config import load_params, parse, section
 from audioclf.evaluation import EvaluateConfig
 from audioclf.stagetimer import StageTimer
-from audioclf.tracking import finished_runs, set_description, tracking_uri
+from audioclf.tracking import (
+    finished_runs,
+    log_comparison,
+    register_champion,
+    set_description,
+    tracking_uri,
+)
 
 REPORTS = Path("reports")
 
@@ -39,13 +49,19 @@ def main() -> None:
     with atomic_file(REPORTS / "comparison.csv") as tmp:
         df.to_csv(tmp, index=False)
     write_text(REPORTS / "comparison.md", md)
+    registered = []
     if len(df):
         set_description(experiment, md)
+        log_comparison(experiment, df, md)
+        for data, run_id in champions(df).items():
+            version, moved = register_champion(data, run_id)
+            new = " (moved here)" if moved else ""
+            registered.append(f"models:/{data}@champion = version {version}{new}")
     best = f"best: {df['run'][0]} ({df['model'][0]}) {df['clean'][0]:.4f}" if len(df) else ""
     timer.summary(
         f"{len(df)} finished runs of MLflow experiment {experiment!r} at {tracking_uri()}",
         f"{REPORTS}/comparison.md and .csv; the experiment's description in the MLflow UI",
-        best,
+        "; ".join(filter(None, [best, *registered])),
     )
 
 

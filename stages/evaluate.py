@@ -1,6 +1,7 @@
 """Stage `evaluate`: test-set metrics, plots, and the run's MLflow record.
 
-Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.json);
+Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.json,
+        run.json: the MLflow run train started);
         data/features/test_x.npy; data/prepared/test_{x,y}.npy, labels.json;
         data/corrupted/ (the corrupted test sets, features computed here as for the cache);
         params.yaml (all of it, logged to MLflow)
@@ -10,7 +11,9 @@ Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric
                                   exported raw-wave model agrees with the cache model
         reports/predictions.csv   true and predicted label per test clip (DVC confusion plot)
         reports/confusion.png, reports/curves.png
-        one MLflow run: flattened params, per-epoch and test metrics, images, model
+        the MLflow run train started, ended FINISHED: flattened params, test metrics, test
+        dataset inputs, images, model (or, when train was restored from DVC's run cache or up
+        to date, a new run tagged restored_from=<train's run> with its history copied)
 Params: evaluate, and every other section (logged)
 """
 
@@ -22,14 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from audioclf import tracking
 from audioclf.atomic import atomic_file, write_json, write_text
 from audioclf.config import flatten, load_params, parse, section
 from audioclf.evaluation import EvaluateConfig, set_accuracies, summarize
 from audioclf.features import compute, parse_features, resample_clips
+from audioclf.lineage import EVALUATION_INPUTS, TRAINING_INPUTS
 from audioclf.plots import confusion_png, curves_png
 from audioclf.stagetimer import StageTimer
 from audioclf.tfimport import import_tensorflow
-from audioclf.tracking import log_pipeline_run, run_tags
 
 MODEL = Path("data/model")
 FEATURES = Path("data/features")
@@ -117,17 +121,14 @@ def write_reports(
             draw(tmp)
 
 
-def main() -> None:
-    timer = StageTimer("evaluate")
-    params = load_params()
-    cfg = parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
-    feats = parse_features(section(params, "features"))
+def evaluate(cfg: EvaluateConfig, feats, history: dict, flat_params: dict, run_id: str):
+    """Test and corrupted-set metrics, the reports and the run's results; (robustness, test,
+    test clips)."""
     labels = json.loads((PREPARED / "labels.json").read_text())
     classes, rate = labels["classes"], labels["sample_rate"]
     x_test = np.load(FEATURES / "test_x.npy", mmap_mode="r")
     y_test = np.load(PREPARED / "test_y.npy")
     trained = json.loads((MODEL / "summary.json").read_text())
-    history = read_history(MODEL / "history.csv")
 
     import_tensorflow()  # quiet, then Keras on its TensorFlow backend
     import keras
@@ -155,21 +156,37 @@ def main() -> None:
     write_reports(metrics, test, probs, y_test, classes, history, title)
     scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     scalars |= {f"test_acc_{c}": a for c, a in test["per_class_accuracy"].items() if a is not None}
-    run_id = log_pipeline_run(
-        cfg.experiment,
-        flatten(params),
-        {k: history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+    tracking.log_results(
+        run_id,
+        flat_params,
         scalars,
         [REPORTS / "metrics.json", REPORTS / "confusion.png", REPORTS / "curves.png"],
         MODEL,
-        run_tags(),
     )
+    return robustness, test, len(y_test)
+
+
+def main() -> None:
+    timer = StageTimer("evaluate")
+    params = load_params()
+    cfg = parse(EvaluateConfig, section(params, "evaluate"), "evaluate")
+    feats = parse_features(section(params, "features"))
+    history = read_history(MODEL / "history.csv")
+    run_id, restored = tracking.evaluation_run(
+        cfg.experiment, tracking.read_run_file(MODEL), history, tracking.run_tags()
+    )
+    with tracking.ends_on_error(run_id):
+        parts = (TRAINING_INPUTS + EVALUATION_INPUTS) if restored else EVALUATION_INPUTS
+        data_name = section(params, "data.name")
+        tracking.log_lineage(run_id, data_name, parts, Path("params.yaml"))
+        robustness, test, n_test = evaluate(cfg, feats, history, flatten(params), run_id)
+    tracking.end_run(run_id, "FINISHED")
     mean = robustness.get("test/acc_corrupted_mean")
     corrupted = (
         f", mean over {len(robustness) - 2} corrupted sets {mean:.4f}" if mean is not None else ""
     )
     timer.summary(
-        f"{len(y_test)} test clips, {MODEL}/model.keras",
+        f"{n_test} test clips, {MODEL}/model.keras",
         f"{REPORTS}/metrics.json, predictions.csv, confusion.png, curves.png; MLflow run {run_id}",
         f"test accuracy {test['accuracy']:.4f} (balanced {test['balanced_accuracy']:.4f})"
         f"{corrupted}",

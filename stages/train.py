@@ -10,8 +10,12 @@ Writes: data/model/model.keras   the best epoch (lowest validation loss), normal
                                  (features computed inside; see audioclf.export)
         data/model/history.csv   per-epoch loss, accuracy, val_loss, val_accuracy, seconds
         data/model/summary.json  trainable params, epochs run, best epoch, train time
+        data/model/run.json      the id of the MLflow run started here (evaluate continues it)
+        the MLflow run: these params, provenance tags, the training dataset inputs (DVC
+        hashes from dvc.lock), then each epoch's metrics as it ends (audioclf.tracking)
 Threads: audioclf.threads (train.threads, AUDIOCLF_WORKERS, AUDIOCLF_THREADS).
-Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training)
+Params: model, train, augment.spec_augment and augment.seed (SpecAugment masks in training);
+        evaluate.experiment and data.name (where the run goes, what its datasets are called).
         Refuses a validation set without some class (train.allow_incomplete_validation).
 """
 
@@ -24,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from audioclf import linear
+from audioclf import linear, tracking
 from audioclf.atomic import atomic_files
 from audioclf.config import ConfigError, convert, load_params, parse, section
+from audioclf.lineage import TRAINING_INPUTS
 from audioclf.models import ModelConfig, build_model, check_input, parse_model
 from audioclf.specaugment import SpecAugmentConfig
 from audioclf.stagetimer import StageTimer
@@ -72,6 +77,7 @@ def train(
     classes: list[str],
     info: dict,
     out: Path,
+    on_epoch=None,
 ) -> dict:
     """Fit the model and write everything the stage writes into ``out``; the summary."""
     # Build first: a hyperparameter the builder refuses fails before any data is loaded.
@@ -98,7 +104,7 @@ def train(
             f"{len(validation[0])} validation"
         )
         model, history = fit(
-            model, (x_train, y_train), validation, len(classes), cfg, out / "model.keras"
+            model, (x_train, y_train), validation, len(classes), cfg, out / "model.keras", on_epoch
         )
     done = summary(model, model_cfg.name, history, time.perf_counter() - start)
     write_history(out / "history.csv", history)
@@ -142,12 +148,26 @@ def main() -> None:
     print(f"[train] {threads.intra} intra-op / {threads.inter} inter-op threads")
     import_tensorflow()  # quiet, then Keras on its TensorFlow backend
     check_precision(cfg)
-    with atomic_files(OUT) as tmp:
-        done = train(model_cfg, cfg, spec_augment, augment_seed, classes, info, tmp)
+    logged = {
+        "model": section(params, "model"),
+        "train": section(params, "train"),
+        "augment": {"spec_augment": asdict(spec_augment), "seed": augment_seed},
+    }
+    run_id = tracking.start_run(section(params, "evaluate.experiment"), logged, tracking.run_tags())
+    with tracking.ends_on_error(run_id), atomic_files(OUT) as tmp:
+        tracking.log_lineage(
+            run_id, section(params, "data.name"), TRAINING_INPUTS, Path("params.yaml")
+        )
+        tracking.write_run_file(tmp, run_id)
+        done = train(
+            model_cfg, cfg, spec_augment, augment_seed, classes, info, tmp,
+            tracking.epoch_logger(run_id),
+        )  # fmt: skip
+    tracking.hand_over(run_id)  # evaluate continues the run
     timer.summary(
         f"{done['clips']} training + {done['validation_clips']} validation feature clips",
         f"{OUT}/model.keras (best epoch {done['best_epoch']} of {done['epochs_run']}, "
-        f"val_accuracy {done['best_val_accuracy']:.4f})",
+        f"val_accuracy {done['best_val_accuracy']:.4f}); MLflow run {run_id}",
     )
 
 

@@ -225,3 +225,28 @@ def show_column(page: Page, metric: str) -> None:
     node.locator('[class*="tree-checkbox"]').first.click()
     page.keyboard.press("Escape")
     header.wait_for()
+
+
+def show_page(base_url: str, route: str, wait_for: Sequence[str], screenshot: Path) -> str:
+    """Open ``#/<route>`` (e.g. ``experiments/1/runs/<run id>``, ``models/<name>``), wait until
+    each text in ``wait_for`` is on the page, save a full-page PNG; return the page's text."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{base_url}/#/{route}", wait_until="domcontentloaded")
+            for text in wait_for:
+                page.get_by_text(text).first.wait_for()
+            assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+            if assistant.count():
+                assistant.first.click()
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+            return page.inner_text("body")
+        finally:
+            browser.close()

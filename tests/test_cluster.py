@@ -139,7 +139,8 @@ def exp_refs(c: Cluster) -> dict[str, str]:
 
 
 def mlflow_runs(c: Cluster) -> dict[str, dict]:
-    """Every run of experiment `audioclf`, read from PostgreSQL itself: id -> status, tags."""
+    """Every pipeline run of experiment `audioclf`, read from PostgreSQL itself: id -> status,
+    tags."""
     rows = c.db.query(
         "SELECT r.run_uuid, r.status, r.experiment_id FROM runs r "
         "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE e.name = 'audioclf'"
@@ -150,7 +151,8 @@ def mlflow_runs(c: Cluster) -> dict[str, dict]:
     for uuid, key, value in c.db.query("SELECT run_uuid, key, value FROM tags"):
         if uuid in runs:
             runs[uuid]["tags"][key] = value
-    return runs
+    # compare's own run (the comparison table) is replaced each time compare runs.
+    return {u: r for u, r in runs.items() if r["tags"].get("audioclf.kind") != "comparison"}
 
 
 def runs_named(c: Cluster, *names: str) -> dict[str, list[dict]]:
@@ -335,6 +337,10 @@ def test_sigterm_stops_a_jobs_running_step_and_removes_its_clone(cluster: Cluste
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
         clone = next(c.scratch.glob("audioclf-term-*"))
+        while not runs_named(c, "term")["term"]:  # train has started its live MLflow run
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)  # the unit only, not its process group
         assert proc.wait(timeout=90) == 143
     finally:
@@ -344,6 +350,8 @@ def test_sigterm_stops_a_jobs_running_step_and_removes_its_clone(cluster: Cluste
     assert "SIGTERM during exp run" in text and "term: terminated (SIGTERM)" in text
     assert not clone.exists()
     assert "term" not in exp_refs(c)
+    # The train stage got the SIGTERM and ended its run KILLED (docs/tracking.md).
+    assert [r["status"] for r in runs_named(c, "term")["term"]] == ["KILLED"]
     # No process of the step is left (none has the clone as its working directory).
     for p in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):

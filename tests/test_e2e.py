@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -38,7 +40,7 @@ SMALL_CNN = "model.filters=[8,16]"  # spec_cnn2d (the default model) at a tiny s
 STAGES = ("download", "prepare", "corrupt", "features", "augment", "train", "evaluate", "compare")
 
 
-def sh(repo: Path, *args: str, timeout: float = 600, **extra_env: str) -> str:
+def env(**extra_env: str) -> dict[str, str]:
     env = {
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
@@ -50,9 +52,12 @@ def sh(repo: Path, *args: str, timeout: float = 600, **extra_env: str) -> str:
         "GIT_COMMITTER_EMAIL": "test@example.com",
     }
     env.pop("MLFLOW_TRACKING_URI", None)  # use the repository's own store
-    env |= extra_env
+    return env | extra_env
+
+
+def sh(repo: Path, *args: str, timeout: float = 600, **extra_env: str) -> str:
     out = subprocess.run(
-        list(args), cwd=repo, env=env, capture_output=True, text=True, timeout=timeout
+        list(args), cwd=repo, env=env(**extra_env), capture_output=True, text=True, timeout=timeout
     )
     if out.returncode:
         raise AssertionError(
@@ -67,11 +72,17 @@ def ran(output: str) -> list[str]:
 
 
 def mlflow_runs(repo: Path):
+    """The pipeline runs in the repository's store, newest first (not compare's own run)."""
+    client = mlflow_client(repo)
+    exp = client.get_experiment_by_name("audioclf")
+    runs = [] if exp is None else client.search_runs([exp.experiment_id])
+    return [r for r in runs if r.data.tags.get("audioclf.kind") != "comparison"]
+
+
+def mlflow_client(repo: Path):
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("audioclf")
-    return [] if exp is None else client.search_runs([exp.experiment_id])
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
 
 
 def copy_of_project(repo: Path) -> Path:
@@ -266,6 +277,84 @@ def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
         assert f"{run.data.metrics['test_accuracy']:.4f}" in text  # the comparison table
         assert f"{run.data.metrics['test/acc_corrupted_mean']:.4f}" in text
     assert (tmp_path / "mlflow-ui.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_sigkilled_train_is_swept_up_as_killed_and_a_rerun_logs_a_fresh_run(repo: Path) -> None:
+    """Kill train (SIGKILL, mid-epoch, seen live in MLflow), then run again: the old run ends
+    KILLED at the next start, the new one FINISHED."""
+    client = mlflow_client(repo)
+    before = {r.info.run_id for r in mlflow_runs(repo)}
+    long = [*TINY, SMALL_CNN, "model.dropout=0.25", "train.epochs=400", "train.patience=400"]
+    proc = subprocess.Popen(
+        ["dvc", "exp", "run", "-n", "killed", *[a for o in long for a in ("-S", o)]],
+        cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 480
+        while time.time() < deadline:
+            new = [r for r in mlflow_runs(repo) if r.info.run_id not in before]
+            # Two epochs logged while the run is RUNNING: the chart moves during training.
+            if new and len(client.get_metric_history(new[0].info.run_id, "loss")) >= 2:
+                break
+            assert proc.poll() is None, "dvc exp run ended before train logged two epochs"
+            time.sleep(0.5)
+        else:
+            pytest.fail("train logged no two epochs within 480 s")
+        (killed,) = new
+        assert killed.info.status == "RUNNING" and killed.data.tags["dvc_exp_name"] == "killed"
+        pid = int(killed.data.tags["audioclf.owner"].split(":")[1])
+        os.kill(pid, signal.SIGKILL)  # the train stage's process, mid-epoch
+        assert proc.wait(timeout=120) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert client.get_run(killed.info.run_id).info.status == "RUNNING"  # nobody could end it
+
+    args = [a for o in [*TINY, SMALL_CNN, "model.dropout=0.25"] for a in ("-S", o)]
+    out = sh(repo, "dvc", "exp", "run", "-n", "rerun", *args)
+    assert ran(out) == ["train", "evaluate", "compare"]
+    old = client.get_run(killed.info.run_id)
+    assert old.info.status == "KILLED"
+    assert "is gone; marked KILLED by" in old.data.tags["audioclf.swept_up"]
+    (fresh,) = [r for r in mlflow_runs(repo) if r.info.run_id not in before | {old.info.run_id}]
+    assert fresh.info.status == "FINISHED" and fresh.data.tags["dvc_exp_name"] == "rerun"
+    assert "restored_from" not in fresh.data.tags
+    epochs = json.loads((repo / "reports/metrics.json").read_text())["epochs_run"]
+    history = client.get_metric_history(fresh.info.run_id, "learning_rate")
+    assert [m.step for m in history] == list(range(1, epochs + 1))
+    # The run's lineage: dataset inputs with the DVC hashes of this experiment's dvc.lock.
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    prepared = next(o["md5"] for o in lock["prepare"]["outs"] if o["path"] == "data/prepared")
+    model = next(o["md5"] for o in lock["train"]["outs"] if o["path"] == "data/model")
+    inputs = {d.dataset.name: d.dataset.digest for d in fresh.inputs.dataset_inputs}
+    assert inputs["synthetic:train"] == inputs["synthetic:test"] == prepared
+    assert fresh.data.tags["dvc.model_md5"] == model
+    assert fresh.data.tags["dvc_exp_baseline"] == sh(repo, "git", "rev-parse", "HEAD").strip()
+    assert "params.yaml" in {a.path for a in client.list_artifacts(fresh.info.run_id)}
+
+
+def test_a_run_cache_restore_of_train_logs_exactly_one_run_marked_restored(repo: Path) -> None:
+    """The `tiny` params again with another evaluate batch size: DVC restores train from its
+    run cache and evaluates; one new run, tagged with the run whose training it reuses."""
+    client = mlflow_client(repo)
+    before = {r.info.run_id for r in mlflow_runs(repo)}
+    args = [a for o in [*TINY, SMALL_CNN, "evaluate.batch_size=128"] for a in ("-S", o)]
+    out = sh(repo, "dvc", "exp", "run", "-n", "restored", *args)
+    assert "train" not in ran(out) and "evaluate" in ran(out)
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in out
+    (run,) = [r for r in mlflow_runs(repo) if r.info.run_id not in before]
+    assert run.info.status == "FINISHED" and run.data.tags["dvc_exp_name"] == "restored"
+    trained = client.get_run(run.data.tags["restored_from"])
+    assert trained.info.run_id in before and trained.info.status == "FINISHED"
+    assert trained.data.params["train.epochs"] == "2"
+    assert trained.data.params["model.dropout"] == run.data.params["model.dropout"]
+    copied = client.get_metric_history(run.info.run_id, "val_loss")
+    original = client.get_metric_history(trained.info.run_id, "val_loss")
+    assert [m.step for m in copied] == [m.step for m in original]
+    # history.csv keeps 6 significant digits.
+    assert [m.value for m in copied] == pytest.approx([m.value for m in original], rel=1e-5)
+    assert run.data.params["evaluate.batch_size"] == "128"
 
 
 # --- extension points: a dataset and a feature type are two files each ---------------------

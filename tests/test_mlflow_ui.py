@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from audioclf.tracking import log_pipeline_run
-from tests.mlflow_ui import browser_available, serve, show_experiment
+from tests.mlflow_ui import browser_available, serve, show_experiment, show_page
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +84,62 @@ def test_runs_and_accuracy_in_mlflow_ui(
         assert cell in text, f"description cell {cell!r} not on the runs page:\n{text}"
     png = screenshot.read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+LOCK = """schema: '2.0'
+stages:
+  prepare:
+    outs:
+    - path: data/prepared
+      hash: md5
+      md5: 0123456789abcdef0123456789abcdef.dir
+  features:
+    outs:
+    - path: data/features
+      hash: md5
+      md5: fedcba9876543210fedcba9876543210.dir
+"""
+
+
+def test_a_live_run_its_datasets_and_the_champion_in_mlflow_ui(
+    need_browser: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run as the train stage logs it, looked at while it trains: its epochs' latest values
+    move and its dataset inputs show; then the registered champion with its alias."""
+    from audioclf import tracking
+    from audioclf.lineage import TRAINING_INPUTS
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text(LOCK)
+    (tmp_path / "params.yaml").write_text("model:\n  name: spec_cnn2d\n")
+    run_id = tracking.start_run(
+        EXPERIMENT, {"model": {"name": "spec_cnn2d"}}, {"dvc_exp_name": "live-one"}
+    )
+    tracking.log_lineage(run_id, "synthetic", TRAINING_INPUTS, Path("params.yaml"))
+    log = tracking.epoch_logger(run_id)
+    log(1, {"loss": 2.4817, "val_accuracy": 0.3125})
+    log(2, {"loss": 1.7391, "val_accuracy": 0.5208})
+    experiment_id = tracking.client().get_experiment_by_name(EXPERIMENT).experiment_id
+    route = f"experiments/{experiment_id}/runs/{run_id}"
+
+    with serve(tmp_path) as base_url:
+        during = show_page(base_url, route, ["live-one", "1.7391"], tmp_path / "run-live.png")
+        assert "Running" in during or "RUNNING" in during, during
+        # The Datasets row: the first input with its DVC hash as the digest, "+2" for the
+        # validation split and the feature cache.
+        assert "synthetic:train (0123456789abcdef0123456789abcdef.dir)\nTrain\n+2" in during
+        log(3, {"loss": 1.2046, "val_accuracy": 0.6458})  # the next epoch, still running
+        later = show_page(base_url, route, ["1.2046"], tmp_path / "run-live-2.png")
+        assert "0.6458" in later
+
+        model = tmp_path / "model"
+        model.mkdir()
+        (model / "inference.keras").write_bytes(b"a model")
+        tracking.log_results(run_id, {}, {"test_accuracy": 0.7}, [], model)
+        tracking.end_run(run_id, "FINISHED")
+        assert tracking.register_champion("synthetic", run_id) == ("1", True)
+        registry = show_page(base_url, "models/synthetic", ["champion"], tmp_path / "model.png")
+    assert "Version 1" in registry or "version 1" in registry.lower(), registry
+    assert "@" in registry and "champion" in registry

@@ -265,6 +265,43 @@ def test_compare_tables_the_run_and_shows_it_in_mlflow(pipeline) -> None:
     assert experiment.tags["mlflow.note.content"] == md
 
 
+def test_compare_registers_the_best_model_and_predict_loads_it_from_the_registry(
+    pipeline, tmp_path, capsys
+) -> None:
+    """`audioclf predict --model models:/synthetic@champion` gives the evaluate stage's labels
+    for the test clips (the registered model is the run's exported raw-wave model)."""
+    import mlflow
+
+    from audioclf.cli import main as cli
+
+    work, _ = pipeline
+    client = mlflow.MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("synthetic", "champion")
+    with (work / "reports/comparison.csv").open() as f:
+        assert champion.run_id == next(csv.DictReader(f))["run_id"]  # the best row
+    run = client.get_run(champion.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["audioclf.phase"] == "evaluating"
+    assert "restored_from" not in run.data.tags  # train and evaluate logged one run
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "learning_rate")] == [
+        1 + i for i in range(int(run.data.metrics["epochs_run"]))
+    ]
+    with (work / "data/prepared/manifest.csv").open() as f:
+        test = [r for r in csv.DictReader(f) if r["split"] == "test" and r["label"] != "_silence_"]
+    with (work / "reports/predictions.csv").open() as f:
+        predicted = [r["predicted"] for r in csv.DictReader(f)]
+    expected = {}
+    for r in test[:6]:  # the original WAV files (silence clips are windows of noise)
+        shutil.copy(work / "data/raw" / r["path"], tmp_path / Path(r["path"]).name)
+        expected[Path(r["path"]).name] = predicted[int(r["index"])]
+    capsys.readouterr()
+    champion_uri = "models:/synthetic@champion"
+    assert cli(["predict", str(tmp_path), "--top-k", "1", "--model", champion_uri]) == 0
+    shown = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
+    assert {name: labels.split()[0] for name, labels in shown.items()} == expected
+    assert cli(["predict", str(tmp_path), "--model", "models:/nosuch@champion"]) == 2
+    assert "models:/nosuch@champion: not found in the MLflow store" in capsys.readouterr().err
+
+
 def test_download_writes_the_speech_commands_layout(tmp_path: Path, monkeypatch) -> None:
     """The download stage on a tiny synthetic config; it touches exactly what dvc.yaml says."""
     monkeypatch.chdir(tmp_path)

@@ -99,13 +99,14 @@ def test_run_tags_carry_the_slurm_job_ids(monkeypatch: pytest.MonkeyPatch) -> No
     assert tracking.run_tags() == {
         "git_commit": "c0ffee",
         "dvc_exp_name": "grid-2",
+        "dvc_exp_baseline": "c0ffee",
         "slurm_job_id": "57",
         "slurm_array_job_id": "55",
         "slurm_array_task_id": "1",
     }
     for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(var)
-    assert set(tracking.run_tags()) == {"git_commit", "dvc_exp_name"}
+    assert set(tracking.run_tags()) == {"git_commit", "dvc_exp_name", "dvc_exp_baseline"}
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,10 @@
     audioclf sweep --slurm -S 'model=a,b'          # a sweep on a cluster: docs/cluster.md
 
 The model is the exported raw-wave model the train stage writes (``data/model/inference.keras``
-and ``inference.json``): audio is read, mixed down, resampled and padded or cropped exactly as
-``prepare`` does, and the model computes its own features. Files that cannot be read are
+and ``inference.json``), or a registered one: ``--model models:/<data name>@champion`` is the
+best run's (``compare`` registers it in the MLflow store of ``audioclf.tracking``). Audio is
+read, mixed down, resampled and padded or cropped exactly as ``prepare`` does, and the model
+computes its own features. Files that cannot be read are
 reported on stderr and skipped; the exit status is 1 if any were.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -69,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("predict", help="classify a WAV file or every WAV in a folder")
     p.add_argument("path", type=Path, help="a .wav file or a folder (searched recursively)")
     p.add_argument(
-        "--model", type=Path, default=Path("data/model"), help="folder with inference.keras"
+        "--model",
+        default="data/model",
+        help="folder with inference.keras, or models:/<name>@champion from the MLflow registry "
+        "(the store of MLFLOW_TRACKING_URI, else ./mlflow.db)",
     )
     p.add_argument("--top-k", type=int, default=3, help="labels to print per file (default 3)")
     p.add_argument(
@@ -89,14 +95,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.top_k < 1:
         parser.error("--top-k: must be >= 1")
 
-    try:
-        files = wav_files(args.path)
-        from audioclf.export import load
+    with tempfile.TemporaryDirectory(prefix="audioclf-model-") as tmp:
+        try:
+            files = wav_files(args.path)
+            from audioclf.export import load
 
-        exported = load(args.model)
-    except FileNotFoundError as err:
-        print(f"audioclf: {err}", file=sys.stderr)
-        return 2
+            exported = load(model_folder(args.model, Path(tmp)))
+        except (FileNotFoundError, LookupError) as err:
+            print(f"audioclf: {err}", file=sys.stderr)
+            return 2
+    return predict_files(args, files, exported)
+
+
+def model_folder(model: str, tmp: Path) -> Path:
+    """A local folder, or a ``models:/``/``runs:/`` URI downloaded into ``tmp``."""
+    if not model.startswith(("models:/", "runs:/")):
+        return Path(model)
+    from mlflow.exceptions import MlflowException
+
+    from audioclf.tracking import download_model, tracking_uri
+
+    try:
+        return download_model(model, tmp)
+    except MlflowException as err:
+        raise LookupError(
+            f"{model}: not found in the MLflow store {tracking_uri()} ({err.message}). "
+            "`dvc repro -s compare` registers the best run as models:/<data name>@champion; "
+            "set MLFLOW_TRACKING_URI to the store that has it"
+        ) from err
+
+
+def predict_files(args: argparse.Namespace, files: list[Path], exported) -> int:
+    """Print each file's top labels (and write the submission); the exit status."""
     root = args.path if args.path.is_dir() else args.path.parent
     k = min(args.top_k, len(exported.classes))
     rows, bad = [], 0

@@ -77,3 +77,9 @@ def markdown(df: pd.DataFrame) -> str:
     ]
     lines += ["| " + " | ".join(cell(c, row[c]) for c in cols) + " |" for _, row in df.iterrows()]
     return "\n".join(lines) + "\n"
+
+
+def champions(df: pd.DataFrame) -> dict[str, str]:
+    """Each dataset's best run (``table``'s first row of that dataset): data name -> run id."""
+    best = df.dropna(subset=["data"]).groupby("data", sort=False).head(1)
+    return dict(zip(best["data"].astype(str), best["run_id"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -159,10 +160,12 @@ def fit(
     num_classes: int,
     cfg: TrainConfig,
     checkpoint: Path,
+    on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
 ):  # -> (keras.Model with the best weights, history dict of per-epoch lists)
     """Train with early stopping; the best epoch (lowest validation loss) is saved and kept.
-    The history has per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and
-    ``epoch_seconds``."""
+    The history has per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``learning_rate`` and ``epoch_seconds``. ``on_epoch(epoch, values)`` (1-based epoch, the
+    history's values for it) is called as each epoch ends: live tracking."""
     import keras
 
     steps = cfg.epochs * int(np.ceil(len(train[0]) / cfg.batch_size))
@@ -190,7 +193,7 @@ def fit(
             monitor="val_loss", patience=cfg.patience, restore_best_weights=True
         ),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
-        timer := epoch_timer(),
+        timer := epoch_timer(on_epoch),
     ]
     history = model.fit(
         train[0],
@@ -208,25 +211,37 @@ def fit(
     return keras.models.load_model(checkpoint), {**history.history, **timer.history}
 
 
-def epoch_timer():  # -> keras.callbacks.Callback
-    """A callback that records each epoch's wall time in ``.history["epoch_seconds"]``."""
+def epoch_timer(
+    on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
+):  # -> keras.callbacks.Callback
+    """A callback that records each epoch's wall time in ``.history["epoch_seconds"]`` and the
+    learning rate it ended with in ``.history["learning_rate"]``, then passes the epoch's
+    logs and both to ``on_epoch`` (1-based epoch)."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.history: dict[str, list[float]] = {"epoch_seconds": []}
+            self.history: dict[str, list[float]] = {"epoch_seconds": [], "learning_rate": []}
 
         def on_epoch_begin(self, epoch, logs=None) -> None:
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None) -> None:
-            self.history["epoch_seconds"].append(time.perf_counter() - self._start)
+            # Timed before anything is logged: the figure is the epoch's own time.
+            seconds = time.perf_counter() - self._start
+            # The schedule's rate at the optimizer's current step (Keras 3: a property).
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.history["epoch_seconds"].append(seconds)
+            self.history["learning_rate"].append(rate)
+            if on_epoch is not None:
+                values = {k: float(v) for k, v in (logs or {}).items() if k in HISTORY}
+                on_epoch(epoch + 1, values | {"epoch_seconds": seconds, "learning_rate": rate})
 
     return EpochTimer()
 
 
-HISTORY = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+HISTORY = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds")
 
 
 def write_history(path: Path, history: dict[str, list[float]]) -> None:
