@@ -1,7 +1,8 @@
 """Stage `evaluate`: test-set metrics, plots, and the run's MLflow record.
 
 Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.json);
-        data/features/test_x.npy; data/prepared/test_{x,y}.npy, labels.json;
+        data/features/test_x.npy, info.json (the backbone, logged);
+        data/prepared/test_{x,y}.npy, labels.json;
         data/corrupted/ (the corrupted test sets, features computed here as for the cache);
         params.yaml (all of it, logged to MLflow)
 Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric), accuracy on
@@ -10,7 +11,8 @@ Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric
                                   exported raw-wave model agrees with the cache model
         reports/predictions.csv   true and predicted label per test clip (DVC confusion plot)
         reports/confusion.png, reports/curves.png
-        one MLflow run: flattened params, per-epoch and test metrics, images, model
+        one MLflow run: flattened params (a transfer run adds backbone.* and classifier.*),
+                                  per-epoch and test metrics, images, model
 Params: evaluate, and every other section (logged)
 """
 
@@ -29,7 +31,7 @@ from audioclf.features import compute, parse_features, resample_clips
 from audioclf.plots import confusion_png, curves_png
 from audioclf.stagetimer import StageTimer
 from audioclf.tfimport import import_tensorflow
-from audioclf.tracking import log_pipeline_run, run_tags
+from audioclf.tracking import log_pipeline_run, run_tags, transfer_params
 
 MODEL = Path("data/model")
 FEATURES = Path("data/features")
@@ -155,9 +157,10 @@ def main() -> None:
     write_reports(metrics, test, probs, y_test, classes, history, title)
     scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     scalars |= {f"test_acc_{c}": a for c, a in test["per_class_accuracy"].items() if a is not None}
+    backbone = json.loads((FEATURES / "info.json").read_text()).get("backbone")
     run_id = log_pipeline_run(
         cfg.experiment,
-        flatten(params),
+        flatten(params) | transfer_params(backbone, section(params, "model")),
         {k: history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
         scalars,
         [REPORTS / "metrics.json", REPORTS / "confusion.png", REPORTS / "curves.png"],

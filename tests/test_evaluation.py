@@ -80,3 +80,45 @@ def test_comparison_table_is_best_first_with_corrupted_columns_when_present() ->
     )
     assert md[4].endswith("| 0.8500 |  |  |  |  |")  # no corrupted-test values for that run
     assert table(pd.DataFrame()).empty
+
+
+def test_transfer_rows_name_their_backbone_beside_the_from_scratch_rows() -> None:
+    import pandas as pd
+
+    from audioclf.comparison import table
+    from audioclf.features import parse_features
+    from audioclf.tracking import transfer_params
+
+    backbone = parse_features({"type": "choi2017", "layers": [1, 3]}).backbone()
+    assert backbone["embedding_size"] == 64 and backbone["layers"] == "1,3"
+    assert len(backbone["weights_sha256"]) == 64
+    assert parse_features({"type": "logmel"}).backbone() is None
+    logged = transfer_params(backbone, {"name": "logreg", "C": 0.5, "max_iter": 100})
+    assert logged == {
+        "backbone.name": "choi2017",
+        "backbone.weights_sha256": backbone["weights_sha256"],
+        "backbone.layers": "1,3",
+        "backbone.embedding_size": 64,
+        "classifier.C": 0.5,
+        "classifier.max_iter": 100,
+        "classifier.name": "logreg",
+    }
+    assert transfer_params(None, {"name": "spec_cnn2d"}) == {}
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "start_time": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+            "params.model.name": ["spec_cnn2d", "logreg"],
+            "params.features.type": ["logmel", "choi2017"],
+            "params.features.sample_rate": ["None", "12000"],
+            "params.backbone.name": [None, "choi2017"],
+            "params.backbone.layers": [None, "1,3"],
+            "metrics.test_accuracy": [0.9, 0.8],
+        }
+    )
+    df = table(runs)
+    assert list(zip(df["model"], df["features"])) == [
+        ("spec_cnn2d", "logmel"),
+        ("logreg", "choi2017 [1,3]"),
+    ]

@@ -2,7 +2,9 @@
 
 Input is what ``mlflow.search_runs`` returns (a pandas DataFrame with ``params.*``,
 ``metrics.*`` and ``tags.*`` columns). Rows are runs (dataset x model x augmentation);
-``clean`` is the test accuracy, ``balanced`` the balanced accuracy, then each corrupted test
+``features`` names the backbone and its layers for a transfer run ("choi2017 [1,2,3,4,5]"),
+so its rows sit beside the networks trained from scratch ("logmel"); ``clean`` is the test
+accuracy, ``balanced`` the balanced accuracy, then each corrupted test
 set's accuracy (``test/acc_<set>`` metrics) gets a column, and ``corrupted_mean`` their mean:
 the robustness table.
 """
@@ -29,9 +31,18 @@ COLUMNS = (
 MEAN = "corrupted_mean"
 
 
-def features_label(type_: object, rate: object) -> str:
-    """ "logmel", or "logspec 8k" when the features resample."""
-    if rate in (None, "None", "", "null") or pd.isna(rate):
+def _missing(value: object) -> bool:
+    return value in (None, "None", "", "null") or pd.isna(value)
+
+
+def features_label(
+    type_: object, rate: object, backbone: object = None, layers: object = None
+) -> str:
+    """ "logmel", "logspec 8k" when the features resample, or the backbone and its layers
+    ("choi2017 [1,2,3,4,5]") for a transfer run (params ``backbone.*``)."""
+    if not _missing(backbone):
+        return f"{backbone} [{layers}]" if not _missing(layers) else str(backbone)
+    if _missing(rate):
         return str(type_)
     return f"{type_} {float(rate) / 1000:g}k"
 
@@ -44,8 +55,16 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=runs.index)
     for name, source, _ in COLUMNS:
         if name == "features":
-            rates = runs.get("params.features.sample_rate", pd.Series(None, index=runs.index))
-            out[name] = [features_label(t, r) for t, r in zip(runs["params.features.type"], rates)]
+            none = pd.Series(None, index=runs.index)
+            out[name] = [
+                features_label(*values)
+                for values in zip(
+                    runs["params.features.type"],
+                    runs.get("params.features.sample_rate", none),
+                    runs.get("params.backbone.name", none),
+                    runs.get("params.backbone.layers", none),
+                )
+            ]
         else:
             out[name] = runs.get(source)
     prefix = "metrics.test/acc_"

@@ -58,6 +58,18 @@ def run_tags() -> dict[str, str]:
     return tags
 
 
+def transfer_params(backbone: Mapping[str, Any] | None, model: Mapping[str, Any]) -> dict:
+    """The params a transfer run adds to its MLflow record: ``backbone.<key>`` (name, weights
+    sha256, layers, embedding size: data/features/info.json's ``backbone``) and
+    ``classifier.<key>`` (the ``model`` section: name and hyperparameters). Empty for a
+    network trained from scratch, which has no backbone."""
+    if not backbone:
+        return {}
+    out = {f"backbone.{k}": v for k, v in backbone.items()}
+    out |= {f"classifier.{k}": v for k, v in sorted(model.items())}
+    return out
+
+
 def get_experiment_id(experiment: str) -> str:
     """The experiment's id, created with artifacts next to the store if it is new."""
     import mlflow
