@@ -579,6 +579,16 @@ def test_a_trained_backbone_refuses_a_missing_model_or_layer_naming_the_key(pipe
         shape(model=model, sha256="0" * 64)
     with pytest.raises(ConfigError, match=r"features.model: 'runs:/x'"):
         shape(model="runs:/x")
+    # An MLflow run names the model it logged: the same file as the pipeline's data/model.
+    import mlflow
+
+    first = mlflow.search_runs(experiment_names=["audioclf"], output_format="list")[-1]
+    folder = backbone.resolve(f"runs:/{first.info.run_id}")
+    assert backbone.sha256(folder / "inference.keras") == backbone.sha256(
+        work / "data/model/inference.keras"
+    )
+    with pytest.raises(ConfigError, match=r"features.model: 'runs:/0{32}': no such MLflow run"):
+        backbone.resolve("runs:/" + "0" * 32)
     # A conv layer's (clips, frames, bins, channels) output is averaged to one value per channel.
     network, _ = backbone.load(model, -1)
     conv = next(n for n in backbone.layer_names(network) if "conv" in n)
