@@ -6,7 +6,11 @@ copies, each seeing only the runs done so far).
 
 Reads:  the MLflow store (audioclf.tracking), reports/metrics.json (only to run after evaluate)
 Writes: reports/comparison.csv, reports/comparison.md   one row per finished run, best first
-        the MLflow experiment's description (shown in the UI) = the Markdown table
+        reports/learning_curve.png   test accuracy against data.prepare.max_train_per_class (N
+                                     training recordings per class), a line per dataset, model
+                                     and features/backbone
+        the MLflow experiment's description (shown in the UI) = the Markdown table; the
+        learning curve as an artifact (reports/learning_curve.png) of the newest run
 Params: evaluate (its experiment)
 """
 
@@ -15,11 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioclf.atomic import atomic_file, write_text
-from audioclf.comparison import markdown, table
+from audioclf.comparison import learning_curve, markdown, table
 from audioclf.config import load_params, parse, section
 from audioclf.evaluation import EvaluateConfig
+from audioclf.plots import learning_curve_png
 from audioclf.stagetimer import StageTimer
-from audioclf.tracking import finished_runs, set_description, tracking_uri
+from audioclf.tracking import attach_report, finished_runs, set_description, tracking_uri
 
 REPORTS = Path("reports")
 
@@ -27,7 +32,9 @@ REPORTS = Path("reports")
 def main() -> None:
     timer = StageTimer("compare")
     experiment = parse(EvaluateConfig, section(load_params(), "evaluate"), "evaluate").experiment
-    df = table(finished_runs(experiment))
+    runs = finished_runs(experiment)
+    df = table(runs)
+    curve = learning_curve(runs)
     md = (
         f"## {experiment}: {len(df)} runs, best test accuracy first\n\n"
         + markdown(df)
@@ -39,12 +46,17 @@ def main() -> None:
     with atomic_file(REPORTS / "comparison.csv") as tmp:
         df.to_csv(tmp, index=False)
     write_text(REPORTS / "comparison.md", md)
+    with atomic_file(REPORTS / "learning_curve.png") as tmp:
+        learning_curve_png(curve, tmp, f"{experiment}: test accuracy against N per class")
     if len(df):
         set_description(experiment, md)
+        newest = runs.sort_values("start_time", ascending=False)["run_id"].iloc[0]
+        attach_report(newest, REPORTS / "learning_curve.png")
     best = f"best: {df['run'][0]} ({df['model'][0]}) {df['clean'][0]:.4f}" if len(df) else ""
     timer.summary(
         f"{len(df)} finished runs of MLflow experiment {experiment!r} at {tracking_uri()}",
-        f"{REPORTS}/comparison.md and .csv; the experiment's description in the MLflow UI",
+        f"{REPORTS}/comparison.md and .csv, learning_curve.png ({curve['series'].nunique()} "
+        "series); the experiment's description in the MLflow UI",
         best,
     )
 

@@ -36,6 +36,7 @@ from audioclf.manifest import (
     SplitWriter,
     assign,
     check_classes,
+    few_shot,
     record,
     scan,
     silence,
@@ -59,6 +60,7 @@ class Prepared:
     counts: dict[str, int]  # clips written per split
     classes: list[str]
     report: list[tuple[str, str, str]]  # (path, "converted"/"skipped", reason)
+    few_shot_left_out: int = 0  # training clips left out by max_train_per_class
 
 
 def load(
@@ -149,6 +151,17 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
             for row, wave in silence(noise, segments, split, n_words, cfg, rng):
                 out.add(row, wave[None])
 
+    left_out = 0
+    if cfg.max_train_per_class is not None:
+        # Few-shot: a seeded, speaker-aware pick of the training clips, made after everything
+        # is drawn as in a full run, so validation and test (and their random silence and
+        # unknown picks) are exactly the full run's.
+        unknown = cfg.unknown_percentage if cfg.has_unknown else 0.0
+        keep = few_shot(
+            out.rows["train"], cfg.max_train_per_class, cfg.seed, unknown, cfg.silence_percentage
+        )
+        left_out = len(out.rows["train"]) - len(keep)
+        out.keep("train", keep)
     check_classes(out.rows, classes, report)
     out.close(tmp)
     for split in SPLITS:
@@ -160,7 +173,14 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
         csv.writer(f).writerows([("path", "action", "reason"), *report])
     counts = {s: len(out.rows[s]) for s in SPLITS}
     return Prepared(
-        len(found.rows), len(found.noise), found.ignored, generated, counts, classes, report
+        len(found.rows),
+        len(found.noise),
+        found.ignored,
+        generated,
+        counts,
+        classes,
+        report,
+        left_out,
     )
 
 
@@ -177,6 +197,11 @@ def main() -> None:
         print(f"[prepare] ... and {len(skipped) - 20} more skipped (see {OUT}/report.csv)")
     converted = sum(a == "converted" for _, a, _ in done.report)
     notes = f", {done.ignored} clips of non-class folders ignored" if done.ignored else ""
+    if cfg.max_train_per_class is not None:
+        notes += (
+            f"; few-shot: at most {cfg.max_train_per_class} training clips per class, "
+            f"{done.few_shot_left_out} training clips left out"
+        )
     if done.generated_noise:
         notes += f"; no {NOISE_DIR} recordings: generated {', '.join(GENERATED_NOISE)} noise"
     timer.summary(

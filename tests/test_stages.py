@@ -263,6 +263,12 @@ def test_compare_tables_the_run_and_shows_it_in_mlflow(pipeline) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("audioclf")
     assert experiment.tags["mlflow.note.content"] == md
+    # The learning curve: in reports/ and an artifact of the newest run.
+    png = (work / "reports/learning_curve.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    run_id = rows[0]["run_id"]
+    logged = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/reports/learning_curve.png")
+    assert Path(logged).read_bytes() == png
 
 
 def test_download_writes_the_speech_commands_layout(tmp_path: Path, monkeypatch) -> None:
@@ -597,3 +603,35 @@ def test_a_trained_backbone_refuses_a_missing_model_or_layer_naming_the_key(pipe
     waves = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 16000)).astype(np.float32)
     out = np.asarray(cfg.transform(16000)(waves))
     assert out.shape == (3, 1, size) == (3, frames, size) and out.dtype == np.float32
+
+
+def test_few_shot_prepare_keeps_n_per_class_and_leaves_validation_and_test_alone(
+    pipeline, tmp_path, monkeypatch, capsys
+) -> None:
+    work, _ = pipeline
+    shutil.copytree(work / "data/raw", tmp_path / "data/raw")
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    assert params["data"]["prepare"]["max_train_per_class"] is None  # the default: all
+    params["data"]["prepare"]["max_train_per_class"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage("prepare", tmp_path)
+    assert "few-shot: at most 3 training recordings per class" in capsys.readouterr().out
+    few, full = tmp_path / "data/prepared", work / "data/prepared"
+    for name in ("validation_x.npy", "validation_y.npy", "test_x.npy", "test_y.npy"):
+        assert (few / name).read_bytes() == (full / name).read_bytes(), name
+    classes = json.loads((few / "labels.json").read_text())["classes"]
+    y_few, y_full = np.load(few / "train_y.npy"), np.load(full / "train_y.npy")
+    for c in COMMANDS:
+        assert np.sum(y_few == classes.index(c)) == min(3, np.sum(y_full == classes.index(c)))
+    # _unknown_ and _silence_ are sized on the command clips kept, as always.
+    assert 0 < len(y_few) < len(y_full)
+    with (few / "manifest.csv").open() as f:
+        kept = [r for r in csv.DictReader(f) if r["split"] == "train" and r["label"] in COMMANDS]
+    with (full / "manifest.csv").open() as f:
+        every = {r["path"] for r in csv.DictReader(f) if r["split"] == "train"}
+    assert {r["path"] for r in kept} <= every and len(kept) == 3 * len(COMMANDS)
+    # Reproducible: the same params give the same bytes.
+    first = (few / "train_x.npy").read_bytes()
+    run_stage("prepare", tmp_path)
+    assert (few / "train_x.npy").read_bytes() == first

@@ -7,6 +7,10 @@ so its rows sit beside the networks trained from scratch ("logmel"); ``clean`` i
 accuracy, ``balanced`` the balanced accuracy, then each corrupted test
 set's accuracy (``test/acc_<set>`` metrics) gets a column, and ``corrupted_mean`` their mean:
 the robustness table.
+
+``learning_curve`` turns the same runs into the few-shot learning curve: test accuracy against
+``data.prepare.max_train_per_class`` (N training recordings per class; null = all), one series
+per dataset, model and features/backbone.
 """
 
 from __future__ import annotations
@@ -96,3 +100,37 @@ def markdown(df: pd.DataFrame) -> str:
     ]
     lines += ["| " + " | ".join(cell(c, row[c]) for c in cols) + " |" for _, row in df.iterrows()]
     return "\n".join(lines) + "\n"
+
+
+ALL = "all"  # the x label of runs with every training clip (max_train_per_class: null)
+N_PARAM = "params.data.prepare.max_train_per_class"
+
+
+def learning_curve(runs: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``series`` ("<data>: <model> / <features>"), ``n`` (N, or ``ALL``), ``n_value``
+    (N as a number, ``inf`` for all: the x order), ``accuracy`` (mean test accuracy of the
+    runs at that point) and ``runs`` (how many); sorted by series, then N."""
+    columns = ["series", "n", "n_value", "accuracy", "runs"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    rows = table(runs)
+    by_id = runs.set_index("run_id")
+    n = by_id[N_PARAM] if N_PARAM in by_id else pd.Series(None, index=by_id.index)
+    values = [None if _missing(v) else int(float(v)) for v in n.reindex(rows["run_id"])]
+    points = pd.DataFrame(
+        {
+            "series": [
+                f"{d}: {m} / {f}" for d, m, f in zip(rows["data"], rows["model"], rows["features"])
+            ],
+            "n": [ALL if v is None else str(v) for v in values],
+            "n_value": [float("inf") if v is None else float(v) for v in values],
+            "accuracy": rows["clean"].astype(float),
+        }
+    ).dropna(subset=["accuracy"])
+    out = (
+        points.groupby(["series", "n", "n_value"], as_index=False)
+        .agg(accuracy=("accuracy", "mean"), runs=("accuracy", "size"))
+        .sort_values(["series", "n_value"], kind="stable")
+        .reset_index(drop=True)
+    )
+    return out[columns]

@@ -171,6 +171,17 @@ def finished_runs(experiment: str):  # -> pandas.DataFrame
     )
 
 
+def attach_report(run_id: str, path: Path) -> None:
+    """Log the report ``path`` (e.g. the learning curve, which spans every run) as an artifact
+    of the run ``run_id``: MLflow has no experiment-level artifacts, and a run of its own
+    would be counted among the experiment's runs."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    with store_lock():
+        mlflow.MlflowClient().log_artifact(run_id, str(path), artifact_path="reports")
+
+
 def set_description(experiment: str, markdown: str) -> None:
     """Show ``markdown`` as the experiment's description in the MLflow UI."""
     import mlflow
