@@ -616,7 +616,7 @@ def test_few_shot_prepare_keeps_n_per_class_and_leaves_validation_and_test_alone
     params["data"]["prepare"]["max_train_per_class"] = 3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_stage("prepare", tmp_path)
-    assert "few-shot: at most 3 training recordings per class" in capsys.readouterr().out
+    assert "few-shot: at most 3 training clips per class" in capsys.readouterr().out
     few, full = tmp_path / "data/prepared", work / "data/prepared"
     for name in ("validation_x.npy", "validation_y.npy", "test_x.npy", "test_y.npy"):
         assert (few / name).read_bytes() == (full / name).read_bytes(), name
@@ -624,8 +624,11 @@ def test_few_shot_prepare_keeps_n_per_class_and_leaves_validation_and_test_alone
     y_few, y_full = np.load(few / "train_y.npy"), np.load(full / "train_y.npy")
     for c in COMMANDS:
         assert np.sum(y_few == classes.index(c)) == min(3, np.sum(y_full == classes.index(c)))
-    # _unknown_ and _silence_ are sized on the command clips kept, as always.
-    assert 0 < len(y_few) < len(y_full)
+    # _unknown_ and _silence_ are sized on the command clips kept, as always (10 % each).
+    for extra in ("_unknown_", "_silence_"):
+        got = np.sum(y_few == classes.index(extra))
+        assert 0 < got <= np.sum(y_full == classes.index(extra)), extra
+    assert len(y_few) < len(y_full)
     with (few / "manifest.csv").open() as f:
         kept = [r for r in csv.DictReader(f) if r["split"] == "train" and r["label"] in COMMANDS]
     with (full / "manifest.csv").open() as f:
