@@ -90,8 +90,9 @@ def truncated(model, name: str):  # -> keras.Model: model's input -> layer ``nam
     for layer in model.layers:
         if isinstance(layer, keras.Model) and name in layer_names(layer):
             inner = truncated(layer, name)
-            # The tensor this nested model is called on in ``model``'s graph.
-            (node,) = [n for n in layer._inbound_nodes if n.operation is layer][:1]
+            # The tensor this nested model is called on in ``model``'s graph (its first call:
+            # an exported model calls each nested model once).
+            node = layer._inbound_nodes[0]
             return keras.Model(model.inputs, inner(node.input_tensors[0]))
     raise KeyError(name)
 
