@@ -2,7 +2,8 @@
 
 Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.json,
         run.json: the MLflow run train started);
-        data/features/test_x.npy; data/prepared/test_{x,y}.npy, labels.json;
+        data/features/test_x.npy, info.json (the backbone, logged);
+        data/prepared/test_{x,y}.npy, labels.json;
         data/corrupted/ (the corrupted test sets, features computed here as for the cache);
         params.yaml (all of it, logged to MLflow)
 Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric), accuracy on
@@ -11,7 +12,8 @@ Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric
                                   exported raw-wave model agrees with the cache model
         reports/predictions.csv   true and predicted label per test clip (DVC confusion plot)
         reports/confusion.png, reports/curves.png
-        the MLflow run train started, ended FINISHED: flattened params, test metrics, test
+        the MLflow run train started, ended FINISHED: flattened params (a transfer run adds
+        backbone.* and classifier.*), test metrics, test
         dataset inputs, images, model (or, when train was restored from DVC's run cache or up
         to date, a new run tagged restored_from=<train's run> with its history copied)
 Params: evaluate, and every other section (logged)
@@ -179,7 +181,9 @@ def main() -> None:
         parts = (TRAINING_INPUTS + EVALUATION_INPUTS) if restored else EVALUATION_INPUTS
         data_name = section(params, "data.name")
         tracking.log_lineage(run_id, data_name, parts, Path("params.yaml"))
-        robustness, test, n_test = evaluate(cfg, feats, history, flatten(params), run_id)
+        backbone = json.loads((FEATURES / "info.json").read_text()).get("backbone")
+        logged = flatten(params) | tracking.transfer_params(backbone, section(params, "model"))
+        robustness, test, n_test = evaluate(cfg, feats, history, logged, run_id)
     tracking.end_run(run_id, "FINISHED")
     mean = robustness.get("test/acc_corrupted_mean")
     corrupted = (

@@ -4,7 +4,8 @@ Reads:  data/prepared/{train,validation,test}_x.npy, labels.json
 Writes: data/features/{train,validation,test}_x.npy  float32 (clips, frames, bins),
         memory-mappable; labels stay in data/prepared/*_y.npy. Streams: read and written
         batch by batch, so memory stays bounded at any dataset size.
-        data/features/info.json  features config, shape, prepared and input sample rates
+        data/features/info.json  features config, shape, prepared and input sample rates, the
+        backbone (name, weights sha256, layers, embedding size) for a pretrained one
 Params: features
 """
 
@@ -44,6 +45,7 @@ def main() -> None:
             "prepared_rate": rate,  # Hz of data/prepared
             "prepared_samples": info["clip_samples"],
             "input_rate": input_rate(cfg, rate),  # Hz of the waves the transform sees
+            "backbone": cfg.backbone(),  # the pretrained network, if any (logged to MLflow)
         }
         (tmp / "info.json").write_text(json.dumps(meta, indent=2) + "\n")
     timer.summary(

@@ -38,6 +38,7 @@ from audioclf.manifest import (
     SplitWriter,
     assign,
     check_classes,
+    few_shot,
     record,
     scan,
     silence,
@@ -63,6 +64,7 @@ class Prepared:
     per_class: dict[str, list[int]]  # clips written per class: [train, validation, test]
     classes: list[str]
     report: list[tuple[str, str, str]]  # (path, "converted"/"skipped", reason)
+    few_shot_left_out: int = 0  # training clips left out by max_train_per_class
 
 
 def load(
@@ -160,6 +162,17 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
             for row, wave in silence(noise, segments, split, n_words, cfg, rng):
                 out.add(row, wave[None])
 
+    left_out = 0
+    if cfg.max_train_per_class is not None:
+        # Few-shot: a seeded, speaker-aware pick of the training clips, made after everything
+        # is drawn as in a full run, so validation and test (and their random silence and
+        # unknown picks) are exactly the full run's.
+        unknown = cfg.unknown_percentage if cfg.has_unknown else 0.0
+        keep = few_shot(
+            out.rows["train"], cfg.max_train_per_class, cfg.seed, unknown, cfg.silence_percentage
+        )
+        left_out = len(out.rows["train"]) - len(keep)
+        out.keep("train", keep)
     check_classes(out.rows, classes, report, cfg)
     out.close(tmp)
     for split in SPLITS:
@@ -182,6 +195,7 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
         per_class,
         classes,
         report,
+        left_out,
     )
 
 
@@ -209,6 +223,11 @@ def main() -> None:
     notes = f", {done.ignored} clips of non-class folders ignored" if done.ignored else ""
     if done.moved:
         notes += f", {done.moved} speakers moved so that every split holds every class"
+    if cfg.max_train_per_class is not None:
+        notes += (
+            f"; few-shot: at most {cfg.max_train_per_class} training clips per class, "
+            f"{done.few_shot_left_out} training clips left out"
+        )
     if done.generated_noise:
         notes += f"; no {NOISE_DIR} recordings: generated {', '.join(GENERATED_NOISE)} noise"
     timer.summary(

@@ -552,5 +552,13 @@ def test_transfer_learning_caches_the_embeddings_once_for_every_classifier(tmp_p
     runs = {r.data.params["model.name"]: r for r in mlflow_runs(repo)}
     assert set(runs) == {"logreg", "linear_svm"}
     assert {r.data.params["features.type"] for r in runs.values()} == {"choi2017"}
+    for name, run in runs.items():  # the backbone and the classifier, logged
+        assert run.data.params["backbone.name"] == "choi2017"
+        assert run.data.params["backbone.embedding_size"] == "160"
+        assert len(run.data.params["backbone.weights_sha256"]) == 64
+        assert run.data.params["classifier.name"] == name
+    with (repo / "reports/comparison.csv").open() as f:
+        assert {r["features"] for r in csv.DictReader(f)} == {"choi2017 [1,2,3,4,5]"}
+    assert (repo / "reports/learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     x = np.load(repo / "data/features/train_x.npy", mmap_mode="r")
     assert x.shape[1:] == (1, 160) and x.dtype == np.float32

@@ -97,3 +97,92 @@ def test_comparison_table_is_best_first_with_corrupted_columns_when_present() ->
     )
     assert md[4].endswith("| 0.8500 |  |  |  |  |")  # no corrupted-test values for that run
     assert table(pd.DataFrame()).empty
+
+
+def test_transfer_rows_name_their_backbone_beside_the_from_scratch_rows() -> None:
+    import pandas as pd
+
+    from audioclf.comparison import table
+    from audioclf.features import parse_features
+    from audioclf.tracking import transfer_params
+
+    backbone = parse_features({"type": "choi2017", "layers": [1, 3]}).backbone()
+    assert backbone["embedding_size"] == 64 and backbone["layers"] == "1,3"
+    assert len(backbone["weights_sha256"]) == 64
+    assert parse_features({"type": "logmel"}).backbone() is None
+    logged = transfer_params(backbone, {"name": "logreg", "C": 0.5, "max_iter": 100})
+    assert logged == {
+        "backbone.name": "choi2017",
+        "backbone.weights_sha256": backbone["weights_sha256"],
+        "backbone.layers": "1,3",
+        "backbone.embedding_size": 64,
+        "classifier.C": 0.5,
+        "classifier.max_iter": 100,
+        "classifier.name": "logreg",
+    }
+    assert transfer_params(None, {"name": "spec_cnn2d"}) == {}
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "start_time": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+            "params.model.name": ["spec_cnn2d", "logreg"],
+            "params.features.type": ["logmel", "choi2017"],
+            "params.features.sample_rate": ["None", "12000"],
+            "params.backbone.name": [None, "choi2017"],
+            "params.backbone.layers": [None, "1,3"],
+            "metrics.test_accuracy": [0.9, 0.8],
+        }
+    )
+    df = table(runs)
+    assert list(zip(df["model"], df["features"])) == [
+        ("spec_cnn2d", "logmel"),
+        ("logreg", "choi2017 [1,3]"),
+    ]
+
+
+def test_learning_curve_averages_runs_per_series_and_n_with_all_last(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from audioclf.comparison import learning_curve
+    from audioclf.plots import learning_curve_png
+
+    def run(i: int, model: str, n: str, acc: float, backbone: str | None = None) -> dict:
+        return {
+            "run_id": f"r{i}",
+            "start_time": pd.Timestamp("2026-01-01") + pd.Timedelta(minutes=i),
+            "params.data.name": "speech_commands",
+            "params.model.name": model,
+            "params.features.type": "choi2017" if backbone else "logmel",
+            "params.features.sample_rate": "None",
+            "params.backbone.name": backbone,
+            "params.backbone.layers": "1,2,3,4,5" if backbone else None,
+            "params.data.prepare.max_train_per_class": n,
+            "metrics.test_accuracy": acc,
+        }
+
+    runs = pd.DataFrame(
+        [
+            run(0, "logreg", "None", 0.9, "choi2017"),
+            run(1, "logreg", "5", 0.5, "choi2017"),
+            run(2, "logreg", "20", 0.7, "choi2017"),
+            run(3, "logreg", "5", 0.6, "choi2017"),  # a second seed at N = 5: averaged
+            run(4, "spec_cnn2d", "50", 0.8),
+            run(5, "spec_cnn2d", "None", 0.95),
+        ]
+    )
+    curve = learning_curve(runs)
+    transfer = curve[curve["series"] == "speech_commands: logreg / choi2017 [1,2,3,4,5]"]
+    assert list(transfer["n"]) == ["5", "20", "all"]
+    assert list(transfer["accuracy"]) == pytest.approx([0.55, 0.7, 0.9])
+    assert list(transfer["runs"]) == [2, 1, 1]
+    scratch = curve[curve["series"] == "speech_commands: spec_cnn2d / logmel"]
+    assert list(zip(scratch["n"], scratch["accuracy"])) == [("50", 0.8), ("all", 0.95)]
+    # Runs from before the key existed count as "all".
+    older = learning_curve(runs.drop(columns="params.data.prepare.max_train_per_class"))
+    assert set(older["n"]) == {"all"} and len(older) == 2
+    assert learning_curve(pd.DataFrame()).empty
+
+    for name, data in (("curve.png", curve), ("empty.png", learning_curve(pd.DataFrame()))):
+        learning_curve_png(data, tmp_path / name, "test")
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

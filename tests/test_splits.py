@@ -110,3 +110,63 @@ def test_cover_names_the_class_split_and_counts_when_it_cannot() -> None:
         "train",
         {"train": 0, "validation": 0, "test": 1},
     )
+
+
+def _rows(spec: dict[str, dict[str, int]]) -> list:
+    """Train rows: {label: {speaker: recordings}}, in a scrambled order."""
+    from audioclf.manifest import Row
+
+    rows = [
+        Row("train", label, f"{label}/{sp}_nohash_{k}.wav", sp, label)
+        for label, speakers in spec.items()
+        for sp, count in speakers.items()
+        for k in range(count)
+    ]
+    return [rows[i] for i in np.random.default_rng(7).permutation(len(rows))]
+
+
+def test_few_shot_keeps_at_most_n_per_class_whole_speakers_first_reproducibly() -> None:
+    from collections import Counter
+
+    from audioclf.layout import SILENCE, UNKNOWN
+    from audioclf.manifest import Row, few_shot
+
+    spec = {
+        "yes": {f"s{i:02d}": 1 + i % 4 for i in range(20)},  # 50 clips, 20 speakers
+        "no": {"a": 3, "b": 3, "c": 2},  # 8: fewer than n, all kept
+    }
+    words = _rows(spec)
+    # As prepare writes a split: the commands, then the unknown and silence picks.
+    extras = [Row("train", UNKNOWN, f"bed/u{i}_nohash_0.wav", f"u{i}", "bed") for i in range(6)]
+    extras += [Row("train", SILENCE, "noise.wav", "", f"noise@{i}") for i in range(6)]
+    rows = words + extras
+
+    def labels(kept: list[int]) -> Counter:
+        return Counter(rows[i].label for i in kept)
+
+    kept = few_shot(rows, 10, 1, 10.0, 20.0)
+    assert kept == sorted(kept)
+    # 18 commands kept: 10 % unknown -> 2, 20 % silence -> 4 (the first ones: random picks).
+    assert labels(kept) == {"yes": 10, "no": 8, UNKNOWN: 2, SILENCE: 4}
+    assert [rows[i] for i in kept if rows[i].label == SILENCE] == extras[6:10]
+    # Whole speakers first: at most one speaker of "yes" is partly kept.
+    per_speaker = Counter(rows[i].speaker for i in kept if rows[i].label == "yes")
+    assert len([sp for sp, n in per_speaker.items() if n < spec["yes"][sp]]) <= 1
+    # Reproducible, independent of the row order and of the other classes; another seed
+    # picks other speakers.
+    paths = {rows[i].path for i in kept if rows[i].label == "yes"}
+    backwards = rows[::-1]
+    assert {backwards[i].path for i in few_shot(backwards, 10, 1, 10.0, 20.0)} >= paths
+    yes_only = [r for r in words if r.label == "yes"]
+    assert {yes_only[i].path for i in few_shot(yes_only, 10, 1, 0, 0)} == paths
+    assert {yes_only[i].path for i in few_shot(yes_only, 10, 2, 0, 0)} != paths
+    assert len(few_shot(yes_only, 1000, 1, 0, 0)) == len(yes_only)
+
+
+def test_max_train_per_class_is_checked() -> None:
+    from audioclf.config import ConfigError, parse
+    from audioclf.manifest import PrepareConfig
+
+    assert parse(PrepareConfig, {"max_train_per_class": 5}, "data.prepare").max_train_per_class == 5
+    with pytest.raises(ConfigError, match=r"data.prepare.max_train_per_class: must be null .* 0"):
+        parse(PrepareConfig, {"max_train_per_class": 0}, "data.prepare")

@@ -263,6 +263,12 @@ def test_compare_tables_the_run_and_shows_it_in_mlflow(pipeline) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("audioclf")
     assert experiment.tags["mlflow.note.content"] == md
+    # The learning curve: in reports/ and an artifact of the newest run.
+    png = (work / "reports/learning_curve.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    run_id = rows[0]["run_id"]
+    logged = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/reports/learning_curve.png")
+    assert Path(logged).read_bytes() == png
 
 
 def test_compare_registers_the_best_model_and_predict_loads_it_from_the_registry(
@@ -446,6 +452,16 @@ def test_every_model_trains_on_its_own_features_and_exports_a_raw_wave_model(
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert metrics["export_agreement"] == 1.0
     assert metrics["epochs_run"] == 1 and metrics["trainable_params"] > 0
+    if params["features"]["type"] == "choi2017":  # MLflow holds the backbone and classifier
+        import mlflow
+
+        run = mlflow.search_runs(experiment_names=["audioclf"], output_format="list")[0]
+        assert run.data.params["backbone.name"] == "choi2017"
+        assert run.data.params["backbone.embedding_size"] == "160"
+        assert run.data.params["backbone.weights_sha256"] == info["backbone"]["weights_sha256"]
+        assert run.data.params["classifier.name"] == model
+    else:
+        assert info["backbone"] is None
 
 
 def test_a_folder_dataset_without_noise_runs_every_stage(tmp_path: Path, monkeypatch) -> None:
@@ -532,3 +548,125 @@ def test_work_fanned_out_to_processes_gives_the_same_bytes(
     assert sorted(p.name for p in ours.iterdir()) == names
     for name in names:
         assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+
+
+def test_a_network_trained_here_is_the_backbone_of_a_linear_classifier(
+    pipeline, tmp_path, monkeypatch
+) -> None:
+    """features=trained: the pipeline's own spec_cnn2d (moved away afterwards) under logreg."""
+    import mlflow
+
+    from audioclf import backbone, export
+
+    work, _ = pipeline
+    for folder in ("data/prepared", "data/corrupted"):
+        shutil.copytree(work / folder, tmp_path / folder)
+    shutil.copytree(work / "data/model", tmp_path / "backbones/words")
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    chosen = composed(["model=logreg", "features=trained"])
+    params |= {"model": chosen["model"], "features": chosen["features"]}
+    params["features"]["model"] = "backbones/words"  # relative to the repository root
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("features", "augment", "train", "evaluate"):
+        run_stage(stage, tmp_path)
+
+    info = json.loads((tmp_path / "data/features/info.json").read_text())
+    digest = backbone.sha256(tmp_path / "backbones/words/inference.keras")
+    assert info["backbone"]["weights_sha256"] == digest
+    assert info["backbone"]["name"] == f"spec_cnn2d@{digest[:8]}"
+    size = info["backbone"]["embedding_size"]
+    x = np.load(tmp_path / "data/features/train_x.npy")
+    assert x.shape[1:] == (1, size) == tuple(info["shape"]) and x.dtype == np.float32
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert metrics["export_agreement"] == 1.0
+    run = mlflow.search_runs(experiment_names=["audioclf"], output_format="list")[0]
+    assert run.data.params["backbone.weights_sha256"] == digest
+    assert run.data.params["classifier.name"] == "logreg"
+
+    # The exported model holds the backbone: it loads and predicts with the backbone gone.
+    waves = np.load(tmp_path / "data/prepared/test_x.npy").astype(np.float32)
+    before = export.predict(export.load(tmp_path / "data/model").model, waves)
+    shutil.rmtree(tmp_path / "backbones")
+    after = export.predict(export.load(tmp_path / "data/model").model, waves)
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    assert before.argmax(1).tolist() == after.argmax(1).tolist()
+
+
+def test_a_trained_backbone_refuses_a_missing_model_or_layer_naming_the_key(pipeline) -> None:
+    from audioclf import backbone
+    from audioclf.features import parse_features
+
+    work, _ = pipeline
+    model = str(work / "data/model")
+
+    def shape(**changes: object) -> tuple[int, int]:
+        return parse_features({"type": "trained", **changes}).output_shape(16000, 16000)
+
+    with pytest.raises(ConfigError, match=r"features.model: name the backbone"):
+        shape()
+    with pytest.raises(ConfigError, match=r"features.model: '/nowhere': .*inference.keras"):
+        shape(model="/nowhere")
+    with pytest.raises(ConfigError, match=r"features.layer: .* has no layer 'nope'. Its layers: "):
+        shape(model=model, layer="nope")
+    with pytest.raises(ConfigError, match=r"features.layer: 999 is out of range"):
+        shape(model=model, layer=999)
+    with pytest.raises(ConfigError, match=r"features.sample_rate: the backbone .* 16000 Hz"):
+        parse_features({"type": "trained", "model": model}).output_shape(8000, 8000)
+    with pytest.raises(ConfigError, match=r"features.sha256: .* the backbone changed"):
+        shape(model=model, sha256="0" * 64)
+    with pytest.raises(ConfigError, match=r"features.model: 'runs:/x'"):
+        shape(model="runs:/x")
+    # An MLflow run names the model it logged: the same file as the pipeline's data/model.
+    import mlflow
+
+    first = mlflow.search_runs(experiment_names=["audioclf"], output_format="list")[-1]
+    folder = backbone.resolve(f"runs:/{first.info.run_id}")
+    assert backbone.sha256(folder / "inference.keras") == backbone.sha256(
+        work / "data/model/inference.keras"
+    )
+    with pytest.raises(ConfigError, match=r"features.model: 'runs:/0{32}': no such MLflow run"):
+        backbone.resolve("runs:/" + "0" * 32)
+    # A conv layer's (clips, frames, bins, channels) output is averaged to one value per channel.
+    network, _ = backbone.load(model, -1)
+    conv = next(n for n in backbone.layer_names(network) if "conv" in n)
+    cfg = parse_features({"type": "trained", "model": model, "layer": conv})
+    frames, size = cfg.output_shape(16000, 16000)
+    waves = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 16000)).astype(np.float32)
+    out = np.asarray(cfg.transform(16000)(waves))
+    assert out.shape == (3, 1, size) == (3, frames, size) and out.dtype == np.float32
+
+
+def test_few_shot_prepare_keeps_n_per_class_and_leaves_validation_and_test_alone(
+    pipeline, tmp_path, monkeypatch, capsys
+) -> None:
+    work, _ = pipeline
+    shutil.copytree(work / "data/raw", tmp_path / "data/raw")
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    assert params["data"]["prepare"]["max_train_per_class"] is None  # the default: all
+    params["data"]["prepare"]["max_train_per_class"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage("prepare", tmp_path)
+    assert "few-shot: at most 3 training clips per class" in capsys.readouterr().out
+    few, full = tmp_path / "data/prepared", work / "data/prepared"
+    for name in ("validation_x.npy", "validation_y.npy", "test_x.npy", "test_y.npy"):
+        assert (few / name).read_bytes() == (full / name).read_bytes(), name
+    classes = json.loads((few / "labels.json").read_text())["classes"]
+    y_few, y_full = np.load(few / "train_y.npy"), np.load(full / "train_y.npy")
+    for c in COMMANDS:
+        assert np.sum(y_few == classes.index(c)) == min(3, np.sum(y_full == classes.index(c)))
+    # _unknown_ and _silence_ are sized on the command clips kept, as always (10 % each).
+    for extra in ("_unknown_", "_silence_"):
+        got = np.sum(y_few == classes.index(extra))
+        assert 0 < got <= np.sum(y_full == classes.index(extra)), extra
+    assert len(y_few) < len(y_full)
+    with (few / "manifest.csv").open() as f:
+        kept = [r for r in csv.DictReader(f) if r["split"] == "train" and r["label"] in COMMANDS]
+    with (full / "manifest.csv").open() as f:
+        every = {r["path"] for r in csv.DictReader(f) if r["split"] == "train"}
+    assert {r["path"] for r in kept} <= every and len(kept) == 3 * len(COMMANDS)
+    # Reproducible: the same params give the same bytes.
+    first = (few / "train_x.npy").read_bytes()
+    run_stage("prepare", tmp_path)
+    assert (few / "train_x.npy").read_bytes() == first

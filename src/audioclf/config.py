@@ -37,6 +37,13 @@ def repo_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
+def tracking_uri() -> str:
+    """The MLflow store: ``MLFLOW_TRACKING_URI``, else ``<repo root>/mlflow.db`` (SQLite). Here,
+    not in audioclf.tracking, so that a stage that only looks a run up (a backbone given as
+    ``runs:/<id>``) does not depend on the tracking code."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
 def check(ok: bool, key: str, message: str) -> None:
     """Raise ConfigError for ``key`` unless ``ok``; for use in ``__post_init__``."""
     if not ok:

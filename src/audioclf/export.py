@@ -3,8 +3,9 @@
 Training runs on the cached features; the exported model wraps the trained network with a
 ``FeatureLayer`` that computes those same features inside the model (the one implementation
 in ``audioclf.features``), so it needs no cache and no preprocessing code beyond reading audio.
-A pretrained backbone (``features=choi2017``) becomes part of that layer, its weights saved in
-the file: loading the model needs neither the download nor the original weights file.
+A pretrained backbone (``features=choi2017``, or ``features=trained``: a network trained by this
+pipeline, its architecture saved in the layer's config) becomes part of that layer, its weights
+saved in the file: loading the model needs neither the download nor the backbone's file.
 Its input is the clip at the features' sample rate: (clips, samples) float32 in [-1, 1].
 
 Saved as ``inference.keras`` with ``inference.json`` beside it (classes, sample rate, clip
@@ -38,13 +39,25 @@ META_FILE = "inference.json"
 class FeatureLayer(keras.layers.Layer):
     """(clips, samples) waves -> (clips, frames, bins) features, as in the feature cache."""
 
-    def __init__(self, features: dict[str, Any], sample_rate: int, **kwargs) -> None:
+    def __init__(
+        self,
+        features: dict[str, Any],
+        sample_rate: int,
+        backbone: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> None:
         kwargs["trainable"] = False  # no weights: a fixed transform
         super().__init__(**kwargs)
         self.features = dict(features)
         self.sample_rate = int(sample_rate)  # of the input waves
         cfg = parse_features(self.features)
-        network = cfg.network()
+        # A backbone trained by this pipeline (features=trained): its architecture is saved in
+        # this layer's config, so loading the exported model needs neither its file nor MLflow.
+        self._stores_architecture = getattr(cfg, "stores_architecture", False)
+        if backbone is not None:
+            network = keras.saving.deserialize_keras_object(backbone)
+        else:
+            network = cfg.network()
         if network is None:
             self._transform = make_transform(cfg, self.sample_rate)
         else:
@@ -57,7 +70,14 @@ class FeatureLayer(keras.layers.Layer):
         return self._transform(waves)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "features": self.features, "sample_rate": self.sample_rate}
+        config = {
+            **super().get_config(),
+            "features": self.features,
+            "sample_rate": self.sample_rate,
+        }
+        if self._stores_architecture:
+            config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        return config
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Model inputs: log-mel (default), STFT magnitude, log-spectrogram, MFCC, the raw wave, or
-the embedding of a pretrained backbone (``choi2017``).
+the embedding of a pretrained backbone (``choi2017``, or a network trained by this pipeline:
+``trained``).
 
 Each feature type is one class here (its schema, output shape and transform) plus one
 ``conf/features/<option>.yaml``; classes register themselves in ``FEATURE_TYPES``.
@@ -17,6 +18,7 @@ TensorFlow is imported inside the functions that need it (``import tensorflow`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +85,12 @@ class WaveConfig:
         """The network with weights that the transform runs (a pretrained backbone), its
         weights not yet set; None for a fixed transform. ``audioclf.export`` makes it part of
         the exported model, so its weights are saved with it."""
+        return None
+
+    def backbone(self) -> dict[str, Any] | None:
+        """What MLflow logs about the pretrained network the features come from (``name``,
+        ``weights_sha256``, ``layers``, ``embedding_size``); None without one. The features
+        stage records it in data/features/info.json."""
         return None
 
 
@@ -278,6 +286,14 @@ class Choi2017Config(WaveConfig):
     def network(self):  # -> keras.Model (clips, samples >= MIN_SAMPLES) -> (clips, size)
         return choi2017.embedding_model(choi2017.build_tagger(), self.layers)
 
+    def backbone(self) -> dict[str, Any]:
+        return {
+            "name": "choi2017",
+            "weights_sha256": choi2017.WEIGHTS_SHA256,  # checked on every download
+            "layers": ",".join(str(i) for i in self.layers),  # ELU layers 1-5
+            "embedding_size": choi2017.embedding_size(self.layers),
+        }
+
     def load_pretrained(self, network, progress: bool = True) -> None:
         """Set ``network``'s weights from the (downloaded, verified) HDF5 file."""
         path = choi2017.weights_file(self.weights_url, self.cache_dir, progress=progress)
@@ -294,6 +310,109 @@ class Choi2017Config(WaveConfig):
         network = self.network()
         self.load_pretrained(network)
         return self.apply(network)
+
+
+@dataclass(frozen=True)
+class TrainedConfig(WaveConfig):
+    """A network trained by this pipeline as the backbone (``audioclf.backbone``): the output
+    of its layer ``layer`` (averaged to one value per channel), (1, size) per clip.
+
+    ``model`` is its exported model (data/model/inference.keras, its folder, relative to the
+    repository root, or ``runs:/<MLflow run id>``); the clips must reach it as it was trained:
+    at its sample rate (``sample_rate``) and clip length. ``sha256``, if set, must be the
+    inference.keras file's: a backbone retrained at the same path then fails loudly instead of
+    silently changing the features (DVC tracks the params, not the file: docs/transfer.md).
+    """
+
+    type: Literal["trained"] = "trained"
+    model: str | None = None  # path to inference.keras (or its folder) or runs:/<run id>
+    layer: str | int = -2  # layer name, or index into backbone.layer_names (-2: before output)
+    sha256: str | None = None  # expected sha256 of inference.keras; null = not checked
+    input_kind: ClassVar[str] = "embedding"
+    max_batch: ClassVar[int | None] = 64
+    stores_architecture: ClassVar[bool] = True  # the exported model keeps the network's config
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(
+            self.model is None or self.model.strip() != "",
+            "model",
+            "must name the backbone (or be null until one is chosen)",
+        )
+        check(
+            self.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", self.sha256) is not None,
+            "sha256",
+            f"must be null or 64 lowercase hex digits, got {self.sha256!r}",
+        )
+
+    def _loaded(self) -> tuple[Any, dict]:
+        from audioclf import backbone
+
+        # Checked here, not in the schema: conf/features/trained.yaml composes with model: null
+        # (every option must), and the features stage asks for the shape before any work.
+        if self.model is None:
+            raise ConfigError(
+                "features.model: name the backbone: a trained model's inference.keras (or its "
+                "folder, e.g. a copy of data/model) relative to the repository root, or "
+                "runs:/<MLflow run id>: `dvc exp run -S features=trained -S features.model=...`"
+            )
+
+        network, meta = backbone.load(self.model, self.layer)
+        if self.sha256 is not None and meta["sha256"] != self.sha256:
+            raise ConfigError(
+                f"features.sha256: {meta['folder']}/inference.keras has sha256 {meta['sha256']}, "
+                f"not {self.sha256}: the backbone changed. Set features.sha256 to the new value "
+                "to use it (its features will be recomputed)"
+            )
+        return network, meta
+
+    def output_shape(self, n_samples: int, sample_rate: int) -> tuple[int, int]:
+        network, meta = self._loaded()
+        if sample_rate != meta["sample_rate"]:
+            raise ConfigError(
+                f"features.sample_rate: the backbone {self.model!r} takes {meta['sample_rate']} Hz "
+                f"clips, these are at {sample_rate} Hz: set features.sample_rate: "
+                f"{meta['sample_rate']}"
+            )
+        if n_samples != meta["clip_samples"]:
+            raise ConfigError(
+                f"features.model: the backbone {self.model!r} takes clips of "
+                f"{meta['clip_samples']} samples, these have {n_samples}: prepare the data "
+                "with the clip length it was trained on (data.prepare)"
+            )
+        return 1, int(network.output_shape[-1])
+
+    def network(self):  # -> keras.Model (clips, samples) -> (clips, ...), weights set
+        return self._loaded()[0]
+
+    def load_pretrained(self, network, progress: bool = True) -> None:
+        """Nothing to do: ``network`` was loaded with its trained weights."""
+
+    def backbone(self) -> dict[str, Any]:
+        network, meta = self._loaded()
+        return {
+            "name": f"{meta['model']}@{meta['sha256'][:8]}",  # its model and file hash
+            "source": self.model,
+            "weights_sha256": meta["sha256"],
+            "layers": meta["layer"],
+            "embedding_size": int(network.output_shape[-1]),
+        }
+
+    def apply(self, network):  # -> Callable[[tf.Tensor], tf.Tensor]
+        """(clips, samples) -> (clips, 1, size): the layer's output, averaged over all axes
+        but the last (frames, bins) when it has more."""
+        tf = import_tensorflow()
+
+        def embed(waves):
+            out = network(waves, training=False)
+            if len(out.shape) > 2:
+                out = tf.reduce_mean(out, axis=list(range(1, len(out.shape) - 1)))
+            return tf.expand_dims(out, 1)
+
+        return embed
+
+    def transform(self, sample_rate: int):
+        return self.apply(self.network())
 
 
 def parse_features(data: Any, key: str = "features") -> WaveConfig:

@@ -84,6 +84,9 @@ class PrepareConfig:
     silence_percentage: float = 10.0  # silence clips per 100 command clips, per split; 0: none
     unknown_percentage: float = 10.0  # unknown-word clips per 100 command clips; 0: none
     seed: int = 59185
+    # Few-shot: keep at most this many training clips per class (``few_shot``); null: all.
+    # Validation and test are untouched.
+    max_train_per_class: int | None = None
 
     def __post_init__(self) -> None:
         check(
@@ -128,6 +131,11 @@ class PrepareConfig:
         for name in ("silence_percentage", "unknown_percentage"):
             value = getattr(self, name)
             check(0 <= value <= 1000, name, f"must be in [0, 1000], got {value}")
+        check(
+            self.max_train_per_class is None or self.max_train_per_class >= 1,
+            "max_train_per_class",
+            f"must be null (every clip) or >= 1, got {self.max_train_per_class}",
+        )
 
     @property
     def clip_samples(self) -> int:
@@ -302,6 +310,44 @@ def hash_split(rows: list[Row], cfg: PrepareConfig) -> tuple[dict[str, str], lis
         ) from None
 
 
+def few_shot(
+    rows: list[Row], n: int, seed: int, unknown_percentage: float, silence_percentage: float
+) -> list[int]:
+    """The indices (ascending) of ``rows`` (one split's clips, as written) that a few-shot
+    run keeps: at most ``n`` clips per class, speaker-aware, then as many ``_unknown_`` and
+    ``_silence_`` clips as prepare would pick for the commands kept (the first ones: they
+    were drawn at random).
+
+    Per class, speakers in a seeded random order are taken whole while they fit in ``n``;
+    then, if the class is still short, the remaining speakers' clips fill it in the same
+    order. The pick depends only on ``seed``, the class and its rows (not on the other
+    classes or the order of ``rows``), so the same params give the same clips.
+    """
+    by_class: dict[str, dict[str, list[int]]] = {}
+    for i, r in enumerate(rows):
+        if r.label not in (UNKNOWN, SILENCE):
+            by_class.setdefault(r.label, {}).setdefault(r.speaker, []).append(i)
+    keep: list[int] = []
+    for label, speakers in sorted(by_class.items()):
+        # A generator per class, seeded from the seed and the class name's bytes.
+        rng = np.random.default_rng([seed, *label.encode()])
+        names = sorted(speakers)
+        order = [names[k] for k in rng.permutation(len(names))]
+        taken: list[int] = []
+        for speaker in order:
+            if len(taken) + len(speakers[speaker]) <= n:
+                taken += speakers[speaker]
+        chosen = set(taken)
+        rest = [i for sp in order for i in sorted(speakers[sp], key=lambda i: rows[i].path)]
+        taken += [i for i in rest if i not in chosen][: n - len(taken)]
+        keep += taken
+    words = len(keep)
+    for label, percentage in ((UNKNOWN, unknown_percentage), (SILENCE, silence_percentage)):
+        extra = [i for i, r in enumerate(rows) if r.label == label]
+        keep += extra[: extra_count(words, percentage)]
+    return sorted(keep)
+
+
 def record(report: list, path: str, result: Loaded | AudioError) -> bool:
     """Add a skipped or converted file to the report; True if the audio is usable."""
     if isinstance(result, AudioError):
@@ -339,6 +385,20 @@ class SplitWriter:
         for k in range(count):
             start = k * self.n_samples / self.sample_rate
             self.rows[row.split].append(replace(row, source=f"{row.source}@{start:.3f}s"))
+
+    def keep(self, split: str, indices: list[int]) -> None:
+        """Keep only the clips ``indices`` (ascending) of ``split``, rewriting its array; no
+        clip can be added to it afterwards."""
+        self.writers[split].close()
+        path = self.folder / f"{split}_x.npy"
+        kept = path.with_name(f"{split}_x.kept.npy")
+        x = np.load(path, mmap_mode="r")
+        with NpyWriter(kept, np.float32, (self.n_samples,)) as out:
+            for i in range(0, len(indices), 1024):  # bounded memory
+                out.append(np.asarray(x[indices[i : i + 1024]]))
+        del x
+        os.replace(kept, path)
+        self.rows[split] = [self.rows[split][i] for i in indices]
 
     def close(self, folder: Path) -> None:
         for w in self.writers.values():

@@ -1,4 +1,5 @@
-"""Images for reports and MLflow: confusion matrix and training curves (matplotlib, Agg)."""
+"""Images for reports and MLflow: confusion matrix, training curves and the few-shot learning
+curve (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,31 @@ def curves_png(history: dict[str, list[float]], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def learning_curve_png(curve, path: Path, title: str) -> None:
+    """Test accuracy against training recordings per class, a line per series: ``curve`` is
+    ``comparison.learning_curve``'s DataFrame. The x axis is ordered by N with "all" last,
+    evenly spaced (N = 5, 10, 20, 50, all)."""
+    plt = _pyplot()
+    ticks = sorted(set(zip(curve["n_value"], curve["n"])))
+    position = {label: i for i, (_, label) in enumerate(ticks)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for series, points in curve.groupby("series", sort=True):
+        xs = [position[n] for n in points["n"]]
+        ax.plot(xs, points["accuracy"], marker="o", label=series)
+    if ticks:
+        ax.set_xticks(range(len(ticks)), [label for _, label in ticks])
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("training recordings per class (data.prepare.max_train_per_class)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from audioclf.config import flatten, repo_root
+from audioclf.config import flatten, tracking_uri
 from audioclf.lineage import dataset_inputs, hash_tags, out_hashes
 
 OWNER = "audioclf.owner"  # host:pid:start time of the process that works on the run now
@@ -48,10 +48,6 @@ PHASE = "audioclf.phase"  # training, trained (awaiting evaluate), evaluating
 RESTORED_FROM = "restored_from"  # the run whose training a restored run reuses
 SWEPT = "audioclf.swept_up"  # why the sweep-up marked the run KILLED
 RUN_FILE = "run.json"  # in train's outputs: the run evaluate continues
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -86,6 +82,18 @@ def run_tags() -> dict[str, str]:
         tags["dvc_exp_baseline"] = os.environ["DVC_EXP_BASELINE_REV"]
     tags |= {tag: os.environ[var] for var, tag in JOB_ID_TAGS.items() if os.environ.get(var)}
     return tags
+
+
+def transfer_params(backbone: Mapping[str, Any] | None, model: Mapping[str, Any]) -> dict:
+    """The params a transfer run adds to its MLflow record: ``backbone.<key>`` (name, weights
+    sha256, layers, embedding size: data/features/info.json's ``backbone``) and
+    ``classifier.<key>`` (the ``model`` section: name and hyperparameters). Empty for a
+    network trained from scratch, which has no backbone."""
+    if not backbone:
+        return {}
+    out = {f"backbone.{k}": v for k, v in backbone.items()}
+    out |= {f"classifier.{k}": v for k, v in sorted(model.items())}
+    return out
 
 
 def client():  # -> mlflow.MlflowClient
@@ -464,6 +472,17 @@ def finished_runs(experiment: str):  # -> pandas.DataFrame
 
 KIND = "audioclf.kind"
 COMPARISON = "comparison"
+
+
+def attach_report(run_id: str, path: Path) -> None:
+    """Log the report ``path`` (e.g. the learning curve, which spans every run) as an artifact
+    of the run ``run_id``: MLflow has no experiment-level artifacts, and a run of its own
+    would be counted among the experiment's runs."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    with store_lock():
+        mlflow.MlflowClient().log_artifact(run_id, str(path), artifact_path="reports")
 
 
 def set_description(experiment: str, markdown: str) -> None:
