@@ -85,6 +85,19 @@ def mlflow_client(repo: Path):
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
 
 
+def wait_for_queue(repo: Path, runs: int, timeout: float = 900) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = sh(repo, "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"queue did not finish:\n{status}")
+    assert status.count("Success") == runs, status
+    return status
+
+
 def copy_of_project(repo: Path) -> Path:
     """A fresh git repository in ``repo`` holding this project's tracked files (no data, no
     store)."""
@@ -223,15 +236,7 @@ def test_queued_model_sweep_logs_every_run_and_the_comparison_shows_them(
     args = [a for o in TINY for a in ("-S", o)]
     sh(repo, "dvc", "exp", "run", "--queue", *args, "-S", f"model={','.join(models)}")
     sh(repo, "dvc", "queue", "start", "-j", "2")
-    deadline = time.time() + 480
-    while time.time() < deadline:
-        status = sh(repo, "dvc", "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    else:
-        pytest.fail(f"queue did not finish:\n{status}")
-    assert status.count("Success") == 2, status
+    wait_for_queue(repo, 2)
     runs = mlflow_runs(repo)  # newest first
     assert len(runs) == n_runs + 2
     sweep = runs[:2]
@@ -461,19 +466,6 @@ def test_a_new_dataset_and_a_new_feature_type_are_two_files_each(
 
 
 # --- a fresh clone works for every documented workflow, in any order ------------------------
-
-
-def wait_for_queue(repo: Path, runs: int, timeout: float = 900) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = sh(repo, "dvc", "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    else:
-        pytest.fail(f"queue did not finish:\n{status}")
-    assert status.count("Success") == runs, status
-    return status
 
 
 def test_own_data_then_a_queued_sweep_from_a_fresh_clone(
