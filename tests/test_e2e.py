@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -329,9 +328,10 @@ def test_a_sigkilled_train_is_swept_up_as_killed_and_a_rerun_logs_a_fresh_run(re
     history = client.get_metric_history(fresh.info.run_id, "learning_rate")
     assert [m.step for m in history] == list(range(1, epochs + 1))
     # The run's lineage: dataset inputs with the DVC hashes of this experiment's dvc.lock.
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    prepared = next(o["md5"] for o in lock["prepare"]["outs"] if o["path"] == "data/prepared")
-    model = next(o["md5"] for o in lock["train"]["outs"] if o["path"] == "data/model")
+    from audioclf.lineage import out_hashes
+
+    hashes = out_hashes(repo / "dvc.lock")  # prepared and model: their files' folder hash
+    prepared, model = hashes["data/prepared"], hashes["data/model"]
     inputs = {d.dataset.name: d.dataset.digest for d in fresh.inputs.dataset_inputs}
     assert inputs["synthetic:train"] == inputs["synthetic:test"] == prepared
     assert fresh.data.tags["dvc.model_md5"] == model

@@ -6,7 +6,9 @@ callback runs inside a real (tiny) Keras fit.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from audioclf import tracking
 
@@ -272,3 +275,31 @@ def test_the_comparison_table_is_one_table_artifact_on_one_run(store) -> None:
     assert table["columns"] == ["run", "data", "clean", "run_id"]
     assert [row[0] for row in table["data"]] == ["b", "a"]  # replaced, not appended
     assert tracking.finished_runs(EXPERIMENT).empty  # not a pipeline run
+
+
+def test_a_folder_of_outputs_declared_one_by_one_gets_dvcs_folder_hash(tmp_path) -> None:
+    """prepare declares each file of data/prepared; lineage gives the folder the hash DVC
+    gives a folder output: the md5 of its listing (checked against DVC's own below)."""
+    from audioclf.lineage import out_hashes
+
+    work = tmp_path / "w"
+    (work / "d").mkdir(parents=True)
+    (work / "d/a.npy").write_bytes(b"a")
+    (work / "d/b.json").write_text("{}")
+    dvc = [str(Path(sys.executable).with_name("dvc"))]
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    for args in (["init", "--no-scm", "-q"], ["add", "-q", "d"]):
+        subprocess.run(dvc + args, cwd=work, env=env, check=True, timeout=120)
+    folder_md5 = yaml.safe_load((work / "d.dvc").read_text())["outs"][0]["md5"]
+    file_md5 = {
+        n: hashlib.md5((work / "d" / n).read_bytes()).hexdigest() for n in ("a.npy", "b.json")
+    }
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        yaml.safe_dump(
+            {"stages": {"s": {"outs": [{"path": f"d/{n}", "md5": m} for n, m in file_md5.items()]}}}
+        )
+    )
+    hashes = out_hashes(lock)
+    assert hashes["d"] == folder_md5 and folder_md5.endswith(".dir")
+    assert hashes["d/a.npy"] == file_md5["a.npy"]

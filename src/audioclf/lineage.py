@@ -11,6 +11,8 @@ Pure functions of the file's text: no DVC import, nothing written.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,27 @@ def out_hashes(lock: Path = LOCK) -> dict[str, str]:
         for out in stage.get("outs") or []:
             if out.get("md5"):
                 hashes[out["path"]] = out["md5"]
-    return hashes
+    return hashes | folder_hashes(hashes)
+
+
+def folder_hashes(hashes: dict[str, str]) -> dict[str, str]:
+    """For each folder whose files are outputs one by one (``data/prepared``: prepare declares
+    each file so that no stage depends on a file inside a folder output), the hash DVC would
+    give the folder: ``<md5>.dir``, the md5 of its listing as DVC writes one (a JSON list of
+    ``{"md5", "relpath"}`` sorted by path). So the digest is the one an earlier dvc.lock gave
+    the same folder, and the same files always give the same digest."""
+    files: dict[str, list[dict[str, str]]] = {}
+    for path, md5 in hashes.items():
+        folder, _, name = path.rpartition("/")
+        if folder and folder not in hashes and not md5.endswith(".dir"):
+            files.setdefault(folder, []).append({"md5": md5, "relpath": name})
+    return {
+        folder: hashlib.md5(
+            json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True).encode()
+        ).hexdigest()
+        + ".dir"
+        for folder, entries in files.items()
+    }
 
 
 @dataclass(frozen=True)
