@@ -170,3 +170,12 @@ def test_max_train_per_class_is_checked() -> None:
     assert parse(PrepareConfig, {"max_train_per_class": 5}, "data.prepare").max_train_per_class == 5
     with pytest.raises(ConfigError, match=r"data.prepare.max_train_per_class: must be null .* 0"):
         parse(PrepareConfig, {"max_train_per_class": 0}, "data.prepare")
+
+
+def test_a_numeric_salt_from_the_command_line_is_its_text() -> None:
+    """`-S data.prepare.split_salt=1` (the README's command) reaches the schema as the int 1."""
+    from audioclf.config import parse
+    from audioclf.manifest import PrepareConfig
+
+    assert parse(PrepareConfig, {"split_salt": 1}, "data.prepare").split_salt == "1"
+    assert parse(PrepareConfig, {"split_salt": "1"}, "data.prepare").split_salt == "1"

@@ -74,8 +74,9 @@ class PrepareConfig:
     # validation_list.txt / testing_list.txt in data/raw (unlisted clips train).
     split: Literal["hash", "lists"] = "hash"
     # split: hash only. "": TensorFlow's rule exactly; any other text hashes "<salt>/<speaker>",
-    # another stable split (re-splits a folder that is itself one split of a hash split).
-    split_salt: str = ""
+    # another stable split (re-splits a folder that is itself one split of a hash split). A
+    # number is taken as its text: `-S data.prepare.split_salt=1` reaches here as the int 1.
+    split_salt: str | int = ""
     speaker_pattern: str = NOHASH  # regex on the file name; group 1 is the speaker
     # Recordings longer than a clip: crop (keep the centre) or chop (every clip-long window).
     long_clips: Literal["crop", "chop"] = "crop"
@@ -89,6 +90,7 @@ class PrepareConfig:
     max_train_per_class: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "split_salt", str(self.split_salt))
         check(
             self.sample_rate >= 1000, "sample_rate", f"must be >= 1000 Hz, got {self.sample_rate}"
         )
