@@ -123,6 +123,34 @@ def load_noise(paths: list[str], sample_rate: int, report: list) -> dict[str, np
     return noise
 
 
+def add_silence(out: SplitWriter, noise: dict, bounds: dict, generated: bool, cfg, rng) -> None:
+    """Silence clips: windows of each split's part of the noise recordings."""
+    if generated:
+        raise ConfigError(
+            f"data.prepare.silence_percentage: {cfg.silence_percentage} needs background-"
+            f"noise recordings in {RAW / NOISE_DIR}/ and there are none; set it to 0 "
+            f"(a {SILENCE}/ folder of clips is the {SILENCE} class either way)"
+        )
+    for split in SPLITS:
+        n_words = sum(r.label not in (UNKNOWN, SILENCE) for r in out.rows[split])
+        segments = {p: b[split] for p, b in bounds.items()}
+        for row, wave in silence(noise, segments, split, n_words, cfg, rng):
+            out.add(row, wave[None])
+
+
+def keep_few_shot(out: SplitWriter, cfg: PrepareConfig) -> int:
+    """Few-shot (``max_train_per_class``): a seeded, speaker-aware pick of the training clips,
+    made after everything is drawn as in a full run, so validation and test (and their random
+    silence and unknown picks) are exactly the full run's. Returns the clips left out."""
+    if cfg.max_train_per_class is None:
+        return 0
+    unknown = cfg.unknown_percentage if cfg.has_unknown else 0.0
+    rows = out.rows["train"]
+    keep = few_shot(rows, cfg.max_train_per_class, cfg.seed, unknown, cfg.silence_percentage)
+    out.keep("train", keep)
+    return len(rows) - len(keep)
+
+
 def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
     """Everything the stage writes, into the empty folder ``tmp``."""
     rng = np.random.default_rng(cfg.seed)
@@ -150,29 +178,8 @@ def prepare(cfg: PrepareConfig, tmp: Path) -> Prepared:
         for p, w in noise.items()
     }
     if cfg.has_silence:
-        if generated:
-            raise ConfigError(
-                f"data.prepare.silence_percentage: {cfg.silence_percentage} needs background-"
-                f"noise recordings in {RAW / NOISE_DIR}/ and there are none; set it to 0 "
-                f"(a {SILENCE}/ folder of clips is the {SILENCE} class either way)"
-            )
-        for split in SPLITS:
-            n_words = sum(r.label not in (UNKNOWN, SILENCE) for r in out.rows[split])
-            segments = {p: b[split] for p, b in bounds.items()}
-            for row, wave in silence(noise, segments, split, n_words, cfg, rng):
-                out.add(row, wave[None])
-
-    left_out = 0
-    if cfg.max_train_per_class is not None:
-        # Few-shot: a seeded, speaker-aware pick of the training clips, made after everything
-        # is drawn as in a full run, so validation and test (and their random silence and
-        # unknown picks) are exactly the full run's.
-        unknown = cfg.unknown_percentage if cfg.has_unknown else 0.0
-        keep = few_shot(
-            out.rows["train"], cfg.max_train_per_class, cfg.seed, unknown, cfg.silence_percentage
-        )
-        left_out = len(out.rows["train"]) - len(keep)
-        out.keep("train", keep)
+        add_silence(out, noise, bounds, generated, cfg, rng)
+    left_out = keep_few_shot(out, cfg)
     check_classes(out.rows, classes, report, cfg)
     out.close(tmp)
     for split in SPLITS:
