@@ -78,3 +78,19 @@ def shared_file(relative: str) -> Path:
             pytest.fail(message + " (AUDIOCLF_REQUIRE_SHARED=1: it must be here)")
         pytest.skip(message)
     return path
+
+
+# A dvc.lock with the outputs prepare and features had as folders (tracking and UI tests).
+DVC_LOCK = """schema: '2.0'
+stages:
+  prepare:
+    outs:
+    - path: data/prepared
+      hash: md5
+      md5: 0123456789abcdef0123456789abcdef.dir
+  features:
+    outs:
+    - path: data/features
+      hash: md5
+      md5: fedcba9876543210fedcba9876543210.dir
+"""

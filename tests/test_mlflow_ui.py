@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from audioclf.tracking import log_pipeline_run
+from tests.helpers import DVC_LOCK
 from tests.mlflow_ui import browser_available, serve, show_experiment, show_page
 
 pytestmark = pytest.mark.e2e
@@ -86,21 +87,6 @@ def test_runs_and_accuracy_in_mlflow_ui(
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
-LOCK = """schema: '2.0'
-stages:
-  prepare:
-    outs:
-    - path: data/prepared
-      hash: md5
-      md5: 0123456789abcdef0123456789abcdef.dir
-  features:
-    outs:
-    - path: data/features
-      hash: md5
-      md5: fedcba9876543210fedcba9876543210.dir
-"""
-
-
 def test_a_live_run_its_datasets_and_the_champion_in_mlflow_ui(
     need_browser: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,7 +98,7 @@ def test_a_live_run_its_datasets_and_the_champion_in_mlflow_ui(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "dvc.lock").write_text(LOCK)
+    (tmp_path / "dvc.lock").write_text(DVC_LOCK)
     (tmp_path / "params.yaml").write_text("model:\n  name: spec_cnn2d\n")
     run_id = tracking.start_run(
         EXPERIMENT, {"model": {"name": "spec_cnn2d"}}, {"dvc_exp_name": "live-one"}

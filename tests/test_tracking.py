@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from audioclf import tracking
+from tests.helpers import DVC_LOCK
 
 EXPERIMENT = "audioclf"
 
@@ -184,24 +185,7 @@ def test_run_tags_name_the_dvc_experiment_and_baseline(store, monkeypatch) -> No
 def test_lineage_logs_dvc_hashes_as_dataset_digests(store, tmp_path, capsys) -> None:
     from audioclf.lineage import TRAINING_INPUTS
 
-    (tmp_path / "dvc.lock").write_text(
-        textwrap.dedent(
-            """
-            schema: '2.0'
-            stages:
-              prepare:
-                outs:
-                - path: data/prepared
-                  hash: md5
-                  md5: 0123456789abcdef0123456789abcdef.dir
-              features:
-                outs:
-                - path: data/features
-                  hash: md5
-                  md5: fedcba9876543210fedcba9876543210.dir
-            """
-        )
-    )
+    (tmp_path / "dvc.lock").write_text(DVC_LOCK)
     (tmp_path / "params.yaml").write_text("model:\n  name: m\n")
     run_id = tracking.start_run(EXPERIMENT, {}, {"git_commit": "c"})
     tracking.log_lineage(run_id, "speech_commands", TRAINING_INPUTS, Path("params.yaml"))
