@@ -287,3 +287,31 @@ def test_a_folder_of_outputs_declared_one_by_one_gets_dvcs_folder_hash(tmp_path)
     hashes = out_hashes(lock)
     assert hashes["d"] == folder_md5 and folder_md5.endswith(".dir")
     assert hashes["d/a.npy"] == file_md5["a.npy"]
+
+
+def test_log_inputs_retries_when_another_job_registered_the_dataset_at_once() -> None:
+    """Two jobs of a sweep log the same dataset at the same moment: the tracking server on
+    PostgreSQL refuses the second insert (seen in the cluster tests); a retry finds the row.
+    A stand-in client here: the race itself needs two jobs and PostgreSQL (tests/test_cluster)."""
+    from mlflow.exceptions import MlflowException
+
+    class Racing:
+        calls = 0
+
+        def log_inputs(self, run_id, datasets):
+            Racing.calls += 1
+            if Racing.calls == 1:
+                raise MlflowException(
+                    "BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates "
+                    'unique constraint "dataset_pk"'
+                )
+
+    tracking.log_inputs(Racing(), "r", [])
+    assert Racing.calls == 2
+
+    class Broken:
+        def log_inputs(self, run_id, datasets):
+            raise MlflowException("RESOURCE_DOES_NOT_EXIST: run r")
+
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        tracking.log_inputs(Broken(), "r", [])

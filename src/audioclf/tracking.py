@@ -317,7 +317,7 @@ def log_lineage(run_id: str, data_name: str, parts, params_file: Path | None) ->
     with store_lock():
         c = client()
         if datasets:
-            c.log_inputs(run_id, datasets=datasets)
+            log_inputs(c, run_id, datasets)
         c.set_tag(run_id, "dvc.lock", "found" if hashes else "absent")
         for key, value in hash_tags(hashes).items():
             c.set_tag(run_id, key, value)
@@ -328,6 +328,32 @@ def log_lineage(run_id: str, data_name: str, parts, params_file: Path | None) ->
             f"[tracking] no hash in dvc.lock for {', '.join(missing)}: not logged as dataset "
             "inputs (the stage ran outside `dvc repro`/`dvc exp run`)"
         )
+
+
+def log_inputs(c, run_id: str, datasets: list, attempts: int = 4) -> None:
+    """``log_inputs``, retried when another process registered the same dataset at the same
+    moment: jobs of a sweep share their data (same name and DVC digest), and a tracking server
+    on PostgreSQL answers the second of two simultaneous first inserts with a unique-key
+    violation ("duplicate key value violates unique constraint dataset_pk"). Once the row
+    exists, MLflow reuses it, so a retry succeeds."""
+    import random
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            c.log_inputs(run_id, datasets=datasets)
+            return
+        except MlflowException as err:
+            text = str(err)
+            race = (
+                "dataset_pk" in text
+                or "UNIQUE constraint failed" in text
+                or "UniqueViolation" in text
+            )
+            if not race or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())
 
 
 def epoch_logger(run_id: str) -> Callable[[int, Mapping[str, float]], None]:
