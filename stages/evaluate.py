@@ -57,7 +57,8 @@ TRAINED = (
 def read_history(path: Path) -> dict[str, list[float]]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
+    # An empty column (no learning rate for a scikit-learn classifier) is left out.
+    return {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch" and rows[0][k] != ""}
 
 
 def corrupted_predictions(

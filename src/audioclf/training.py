@@ -245,12 +245,14 @@ HISTORY = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epo
 
 
 def write_history(path: Path, history: dict[str, list[float]]) -> None:
-    """history.csv: one row per epoch (1-based) with the ``HISTORY`` columns, 6 digits."""
+    """history.csv: one row per epoch (1-based) with the ``HISTORY`` columns, 6 digits; a
+    column the fit has no values for (a scikit-learn classifier has no learning rate) is
+    left empty."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["epoch", *HISTORY])
         for e in range(len(history["loss"])):
-            w.writerow([e + 1, *(f"{history[k][e]:.6g}" for k in HISTORY)])
+            w.writerow([e + 1, *(f"{history[k][e]:.6g}" if k in history else "" for k in HISTORY)])
 
 
 def trainable_params(model) -> int:
