@@ -208,3 +208,27 @@ def test_a_sweep_refuses_uncommitted_or_unpushed_work(tmp_path: Path) -> None:
     git(repo, "commit", "-q", "-am", "two")
     with pytest.raises(sweep.SweepError, match=r"is not on origin .*`git push origin` first"):
         sweep.pushed_commit(repo, "origin")
+
+
+def test_stop_group_waits_for_the_whole_group_not_only_its_leader(tmp_path) -> None:
+    """The step's leader (DVC) can exit on SIGTERM before the stage process it started; the
+    job must not delete the clone while that process still runs in it."""
+    import subprocess
+    import sys
+    import time
+
+    from audioclf.job import group_alive, stop_group
+
+    # A leader that exits at once on SIGTERM, and a child that takes 1 s to end.
+    child = (
+        "import signal, time; "
+        "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1), exit(0))); time.sleep(60)"
+    )
+    leader = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True)
+    time.sleep(1.5)  # both started
+    stop_group(proc, grace_s=10)
+    assert not group_alive(proc.pid)
