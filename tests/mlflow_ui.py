@@ -167,6 +167,38 @@ def experiment_id(base_url: str, experiment_name: str) -> str:
         ) from e
 
 
+@contextlib.contextmanager
+def opened(url: str) -> Iterator[Page]:
+    """Headless Chromium on ``url`` (1920 x 1080), closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(url, wait_until="domcontentloaded")
+            yield page
+        finally:
+            browser.close()
+
+
+def close_assistant(page: Page) -> None:
+    """Close MLflow's assistant panel, which covers part of the page, when it is open."""
+    assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    if assistant.count():
+        assistant.first.click()
+
+
+def snapshot(page: Page, screenshot: Path) -> str:
+    """Save a full-page PNG to ``screenshot``; return the page's text."""
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    return page.inner_text("body")
+
+
 def show_experiment(
     base_url: str,
     experiment_name: str,
@@ -179,36 +211,18 @@ def show_experiment(
     ticks each metric under "Columns" (unless already shown) and waits for its column header,
     then saves a full-page PNG to `screenshot`.
     """
-    from playwright.sync_api import sync_playwright
-
     url = f"{base_url}/#/experiments/{experiment_id(base_url, experiment_name)}/runs"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    with opened(url) as page:
+        page.locator(".ag-center-cols-container .ag-row").first.wait_for()
+        close_assistant(page)
+        expand = page.locator(
+            '[data-component-id="mlflow.experiment.metadata_editor.expand_button"]'
         )
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(url, wait_until="domcontentloaded")
-            page.locator(".ag-center-cols-container .ag-row").first.wait_for()
-
-            assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
-            if assistant.count():
-                assistant.first.click()
-            expand = page.locator(
-                '[data-component-id="mlflow.experiment.metadata_editor.expand_button"]'
-            )
-            if expand.count():  # only there when the experiment has a description
-                expand.first.click()
-
-            for metric in metrics:
-                show_column(page, metric)
-
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
-            return page.inner_text("body")
-        finally:
-            browser.close()
+        if expand.count():  # only there when the experiment has a description
+            expand.first.click()
+        for metric in metrics:
+            show_column(page, metric)
+        return snapshot(page, screenshot)
 
 
 def show_column(page: Page, metric: str) -> None:
@@ -230,23 +244,8 @@ def show_column(page: Page, metric: str) -> None:
 def show_page(base_url: str, route: str, wait_for: Sequence[str], screenshot: Path) -> str:
     """Open ``#/<route>`` (e.g. ``experiments/1/runs/<run id>``, ``models/<name>``), wait until
     each text in ``wait_for`` is on the page, save a full-page PNG; return the page's text."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(f"{base_url}/#/{route}", wait_until="domcontentloaded")
-            for text in wait_for:
-                page.get_by_text(text).first.wait_for()
-            assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
-            if assistant.count():
-                assistant.first.click()
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
-            return page.inner_text("body")
-        finally:
-            browser.close()
+    with opened(f"{base_url}/#/{route}") as page:
+        for text in wait_for:
+            page.get_by_text(text).first.wait_for()
+        close_assistant(page)
+        return snapshot(page, screenshot)
