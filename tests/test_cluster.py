@@ -360,3 +360,46 @@ def test_sigterm_stops_a_jobs_running_step_and_removes_its_clone(cluster: Cluste
     for p in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
             assert not os.readlink(p / "cwd").startswith(str(clone)), p
+
+
+def run_starts(c: Cluster, name: str) -> list[tuple[str, str]]:
+    """(status, run id) of the runs of DVC experiment ``name``, oldest first, from PostgreSQL."""
+    named = {r["run_uuid"]: r for r in runs_named(c, name)[name]}
+    rows = c.db.query("SELECT run_uuid, start_time FROM runs")
+    started = {uuid: int(start) for uuid, start in rows if uuid in named}
+    return [(named[u]["status"], u) for u in sorted(named, key=lambda u: (started[u], u))]
+
+
+def test_a_cancelled_task_resubmitted_leaves_a_killed_run_then_a_finished_one(
+    cluster: Cluster,
+) -> None:
+    """`scancel` mid-training (SLURM's SIGTERM, then SIGKILL after KillWait) ends the task's
+    run KILLED and removes its clone; the same grid point submitted again trains from the
+    start and logs a fresh run that FINISHES. No run stays RUNNING."""
+    c = cluster
+    point = [*TINY, SMALL_CNN, "model.dropout=0.3", "train.epochs=6"]
+    job_id = submit(c, "cancel", point, wait=False)
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while not runs_named(c, "cancel-1")["cancel-1"]:  # train has started its live run
+        states = task_states(c, job_id)
+        assert time.monotonic() < deadline, (states, task_logs(c, "cancel"))
+        assert all(s.startswith(("PENDING", "RUNNING")) for s in states.values()), (
+            states,
+            task_logs(c, "cancel"),
+        )
+        time.sleep(1)
+    c.slurm.run("scancel", job_id)
+    wait_for_jobs(c, job_id, timeout_s=180)
+    cancelled = task_states(c, job_id)
+    # The unit caught the SIGTERM and exited 143 (or SLURM's SIGKILL came first: 0:9).
+    assert all(s.startswith("CANCELLED ") for s in cancelled.values()), cancelled
+    assert not list(c.scratch.glob("audioclf-cancel-*")), task_logs(c, "cancel")
+    assert "cancel-1" not in exp_refs(c)
+
+    again = submit(c, "cancel", point)
+    assert set(task_states(c, again).values()) == {"COMPLETED 0:0"}
+    log = (c.work / "slurm-logs" / f"cancel-job{again}_0.out").read_text(errors="replace")
+    assert "Running stage 'train'" in log, log[-4000:]
+    assert "cancel-1" in exp_refs(c)
+    statuses = [status for status, _ in run_starts(c, "cancel-1")]
+    assert statuses == ["KILLED", "FINISHED"], run_starts(c, "cancel-1")
