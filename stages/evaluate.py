@@ -5,7 +5,7 @@ Reads:  data/model/ (model.keras, inference.keras + .json, history.csv, summary.
         data/features/test_x.npy, info.json (the backbone, logged);
         data/prepared/test_{x,y}.npy, labels.json;
         data/corrupted/ (the corrupted test sets, features computed here as for the cache);
-        params.yaml (all of it, logged to MLflow)
+        params.yaml (the classifier's sections, logged to MLflow; not other tasks')
 Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric), accuracy on
                                   the clean and each corrupted test set (test/acc_clean,
                                   test/acc_<set>, test/acc_corrupted_mean), and how often the
@@ -16,7 +16,7 @@ Writes: reports/metrics.json      accuracy, loss, per-class accuracy (DVC metric
         backbone.* and classifier.*), test metrics, test
         dataset inputs, images, model (or, when train was restored from DVC's run cache or up
         to date, a new run tagged restored_from=<train's run> with its history copied)
-Params: evaluate, and every other section (logged)
+Params: evaluate, and data, features, augment, model, train (logged)
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ FEATURES = Path("data/features")
 PREPARED = Path("data/prepared")
 CORRUPTED = Path("data/corrupted")
 REPORTS = Path("reports")
+# The sections this task logs; params.yaml also holds other tasks' (trigger: trigger/dvc.yaml).
+CLASSIFIER_SECTIONS = ("data", "features", "augment", "model", "train", "evaluate")
 # What metrics.json takes from the train stage's summary.json.
 TRAINED = (
     "best_val_accuracy",
@@ -183,7 +185,8 @@ def main() -> None:
         data_name = section(params, "data.name")
         tracking.log_lineage(run_id, data_name, parts, Path("params.yaml"))
         backbone = json.loads((FEATURES / "info.json").read_text()).get("backbone")
-        logged = flatten(params) | tracking.transfer_params(backbone, section(params, "model"))
+        own = {k: params[k] for k in CLASSIFIER_SECTIONS if k in params}
+        logged = flatten(own) | tracking.transfer_params(backbone, section(params, "model"))
         robustness, test, n_test = evaluate(cfg, feats, history, logged, run_id)
     tracking.end_run(run_id, "FINISHED")
     mean = robustness.get("test/acc_corrupted_mean")

@@ -209,15 +209,21 @@ def package_imports(path: Path, seen: set[Path] | None = None) -> set[Path]:
 
 
 def sections_read(path: Path) -> set[str]:
-    """Params keys a stage reads: ``section(params, "key")`` literals; ``flatten(params)``
-    means every top-level section."""
+    """Params keys a stage reads: ``section(params, "key")`` literals; ``flatten(...)`` means
+    the sections of the module's ``*_SECTIONS`` tuple, else every top-level section."""
     keys = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    logged = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else None
+        if isinstance(target, ast.Name) and target.id.endswith("_SECTIONS"):
+            logged = {e.value for e in node.value.elts}
+    for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id == "section" and isinstance(node.args[1], ast.Constant):
                 keys.add(node.args[1].value)
             if node.func.id == "flatten":
-                keys |= set(yaml.safe_load((ROOT / "params.yaml").read_text()))
+                keys |= logged
             if node.func.id == "parse_features":
                 keys.add("features")
     return keys
