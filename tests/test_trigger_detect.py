@@ -1,0 +1,288 @@
+"""Detection and metrics of the trigger task on hand-made score sequences (pure NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audioclf.config import ConfigError, parse
+from audioclf.trigger.detection import DetectConfig, Event, StreamDetector, detect, smooth
+from audioclf.trigger.metrics import (
+    Counts,
+    Scored,
+    Trigger,
+    clip_metrics,
+    condition_metrics,
+    det_curve,
+    det_png,
+    fa_per_hour,
+    match,
+    operating_points,
+    resolvable,
+    step_accuracy,
+    sweep_thresholds,
+    triggers_of,
+    write_det_csv,
+)
+
+STEP = 0.04  # s per step, as the trigger models
+
+
+def grid(n: int) -> np.ndarray:
+    """Step times (s): step i ends at 0.04 (i + 1)."""
+    return STEP * (np.arange(n) + 1)
+
+
+def cfg(k: int = 1, threshold: float = 0.5, refractory: float = 0.0) -> DetectConfig:
+    return DetectConfig(smooth_steps=k, threshold=threshold, refractory_seconds=refractory)
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+def test_detect_config_parses_and_names_the_bad_key() -> None:
+    c = parse(DetectConfig, {"smooth_steps": 3, "threshold": 0.7}, "trigger.detect")
+    assert (c.smooth_steps, c.threshold, c.refractory_seconds) == (3, 0.7, 1.0)
+    with pytest.raises(ConfigError, match=r"trigger.detect.smooth_steps: must be >= 1, got 0"):
+        parse(DetectConfig, {"smooth_steps": 0}, "trigger.detect")
+    with pytest.raises(ConfigError, match=r"trigger.detect.threshold: must be in \[0, 1\]"):
+        parse(DetectConfig, {"threshold": 1.5}, "trigger.detect")
+    with pytest.raises(ConfigError, match=r"trigger.detect.refractory_seconds: must be >= 0"):
+        parse(DetectConfig, {"refractory_seconds": -1}, "trigger.detect")
+    with pytest.raises(ConfigError, match=r"trigger.detect.treshold: unknown option"):
+        parse(DetectConfig, {"treshold": 0.5}, "trigger.detect")
+
+
+# --- smoothing, threshold, refractory -----------------------------------------------------
+
+
+def test_smoothing_is_a_causal_moving_average_over_the_steps_seen() -> None:
+    x = np.array([0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    s = smooth(x, 3)
+    assert s.dtype == np.float64 and s.shape == x.shape
+    # first steps: the mean of what was seen; then the last 3
+    np.testing.assert_allclose(s, [0, 1 / 2, 2 / 3, 1, 2 / 3, 1 / 3, 0])
+    np.testing.assert_array_equal(smooth(x, 1), x)
+
+
+def test_threshold_is_on_the_smoothed_score_and_events_carry_it() -> None:
+    # One step at 1.0 among zeros: k = 1 fires on it; k = 4 averages it to 0.25 < 0.5.
+    x = np.zeros(20)
+    x[10] = 1.0
+    t = grid(20)
+    assert detect(t, x, cfg(k=1)) == [Event(float(t[10]), 1.0)]
+    assert detect(t, x, cfg(k=4)) == []
+    # Two steps high: k = 4 reaches 0.5 at the second one (>= fires).
+    x[11] = 1.0  # active at steps 11, 12 and 13 (mean 0.5): one event within a period
+    assert detect(t, x, cfg(k=4, refractory=1.0)) == [Event(float(t[11]), 0.5)]
+    assert detect(t, x, cfg(k=4, threshold=0.51, refractory=1.0)) == []
+
+
+def test_refractory_period_keeps_one_event_per_period() -> None:
+    t = grid(100)  # 4 s
+    x = np.zeros(100)
+    x[10:20] = 0.9  # one word: 10 active steps (0.4 s)
+    x[40:42] = 0.9  # 1.2 s after the first active step
+    x[50:52] = 0.9  # 1.6 s after
+    every = [*range(10, 20), 40, 41, 50, 51]  # no refractory: every active step fires
+    assert [e.time for e in detect(t, x, cfg())] == pytest.approx(t[every])
+    assert [e.time for e in detect(t, x, cfg(refractory=1.0))] == pytest.approx([t[10], t[40]])
+    assert [e.time for e in detect(t, x, cfg(refractory=1.5))] == pytest.approx([t[10], t[50]])
+    # A score stuck high fires once per period.
+    stuck = np.ones(100)
+    times = [e.time for e in detect(t, stuck, cfg(refractory=1.0))]
+    assert times == pytest.approx([0.04, 1.04, 2.04, 3.04])
+
+
+def test_exactly_at_the_refractory_period_fires_again() -> None:
+    t = np.array([0.5, 1.0, 1.5, 2.0])
+    x = np.ones(4)
+    assert [e.time for e in detect(t, x, cfg(refractory=0.5))] == [0.5, 1.0, 1.5, 2.0]
+    assert [e.time for e in detect(t, x, cfg(refractory=0.51))] == [0.5, 1.5]
+
+
+def test_bad_sequences_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="must increase strictly"):
+        detect(np.array([0.1, 0.1]), np.array([0.0, 1.0]), cfg())
+    with pytest.raises(ValueError, match="one length"):
+        detect(np.array([0.1, 0.2]), np.array([1.0]), cfg())
+    with pytest.raises(ValueError, match="NaN"):
+        detect(np.array([0.1, 0.2]), np.array([np.nan, 1.0]), cfg())
+    stream = StreamDetector(cfg())
+    stream.feed(np.array([0.1, 0.2]), np.zeros(2))
+    with pytest.raises(ValueError, match="across chunks"):
+        stream.feed(np.array([0.2, 0.3]), np.zeros(2))
+    assert stream.feed(np.zeros(0), np.zeros(0)) == []
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_streaming_gives_exactly_the_batch_events_wherever_chunks_end(k: int) -> None:
+    rng = np.random.default_rng(k)
+    n = 3000
+    t = grid(n)
+    # Noisy scores with bursts: many threshold crossings, events near chunk ends.
+    bursts = np.convolve(rng.random(n) < 0.02, np.ones(8))[:n] > 0  # 8+ steps each
+    x = np.clip(rng.normal(0.2, 0.2, n) + bursts * 0.5, 0, 1)
+    c = cfg(k=k, threshold=0.45, refractory=0.3)
+    batch = detect(t, x, c)
+    assert len(batch) > 20
+    for trial in range(20):
+        cuts = np.sort(rng.choice(np.arange(1, n), size=int(rng.integers(1, 200)), replace=False))
+        if trial == 0:
+            cuts = np.arange(1, n)  # one step per chunk
+        stream = StreamDetector(c)
+        events = []
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):
+            events += stream.feed(t[a:b], x[a:b])
+        assert events == batch  # same times and smoothed scores, bit for bit
+
+
+def test_fewer_events_at_a_higher_threshold_on_any_stream() -> None:
+    rng = np.random.default_rng(3)
+    t = grid(5000)
+    x = rng.random(5000)
+    counts = [len(detect(t, x, cfg(k=3, threshold=thr, refractory=0.5)))
+              for thr in np.linspace(0, 1, 51)]  # fmt: skip
+    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    assert counts[0] > counts[-1]
+
+
+# --- matching: FRR, precision / recall / F1, latency ---------------------------------------
+
+
+def test_a_trigger_is_found_by_an_event_between_its_start_and_end_plus_tolerance() -> None:
+    trig = [Trigger(2.0, 2.6)]
+    for time, found in ((1.99, 0), (2.0, 1), (2.3, 1), (3.1, 1), (3.11, 0)):
+        c = match([Event(time, 0.9)], trig, tolerance=0.5)
+        assert (c.triggers, c.found, c.events) == (1, found, 1)
+
+
+def test_clip_metrics_on_hand_made_events() -> None:
+    total = Counts()
+    # clip 1: two triggers, both found (latencies 0.2 and -0.1), one false event at 0.5
+    total.add(
+        match(
+            [Event(0.5, 0.9), Event(3.2, 0.8), Event(6.9, 0.7)],
+            [Trigger(2.5, 3.0), Trigger(6.0, 7.0)],
+            tolerance=1.0,
+        )
+    )
+    # clip 2: one trigger missed (the event is after end + tolerance); two events on it
+    # count once: the second is a false positive
+    total.add(match([Event(9.5, 0.9)], [Trigger(8.0, 8.4)], tolerance=1.0))
+    total.add(match([Event(1.1, 0.9), Event(1.5, 0.9)], [Trigger(0.5, 1.0)], tolerance=1.0))
+    m = clip_metrics(total)
+    assert (m["triggers"], m["found"], m["events"]) == (4, 3, 6)
+    assert m["frr"] == pytest.approx(0.25)
+    assert m["recall"] == pytest.approx(0.75)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx(2 * 0.5 * 0.75 / 1.25)
+    lat = sorted([0.2, -0.1, 0.1])
+    assert m["latency_median_s"] == pytest.approx(0.1)
+    assert m["latency_p95_s"] == pytest.approx(np.percentile(lat, 95))
+
+
+def test_undefined_metrics_are_none_not_zero() -> None:
+    m = clip_metrics(match([], [Trigger(1.0, 1.5)], 0.5))
+    assert (m["frr"], m["precision"], m["f1"], m["latency_median_s"]) == (1.0, None, 0.0, None)
+    m = clip_metrics(match([Event(1.0, 0.9)], [], 0.5))
+    assert (m["frr"], m["recall"], m["precision"], m["f1"]) == (None, None, 0.0, None)
+
+
+def test_triggers_of_keeps_only_the_trigger_events() -> None:
+    events = [
+        {"kind": "negative", "word": "banana", "speaker": "a", "start": 0.5, "end": 1.0},
+        {"kind": "trigger", "word": "activate", "speaker": "a", "start": 2.0, "end": 2.7},
+    ]
+    assert triggers_of(events) == [Trigger(2.0, 2.7)]
+
+
+# --- false accepts per hour, DET curve, operating points ------------------------------------
+
+
+def test_fa_per_hour_counts_events_on_negative_audio_with_a_planted_trigger() -> None:
+    # 10 minutes of "negative audio" scores at 40 ms steps: low noise, one trigger-like burst
+    # planted at 300 s (a false accept) and a single-step spike that smoothing removes.
+    rng = np.random.default_rng(0)
+    n = int(600 / STEP)
+    t = grid(n)
+    x = rng.uniform(0.0, 0.2, n)
+    at = int(300 / STEP)
+    x[at : at + 12] = 0.95  # ~0.5 s high, as after a spoken trigger
+    x[int(100 / STEP)] = 1.0  # one step: smoothed over 5 -> 0.2 + ... < 0.5
+    events = detect(t, x, cfg(k=5, threshold=0.5, refractory=1.0))
+    assert len(events) == 1
+    assert t[at] <= events[0].time <= t[at + 12]
+    assert fa_per_hour(len(events), 600.0) == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="duration"):
+        fa_per_hour(1, 0.0)
+
+
+def test_operating_points_resolved_by_the_negative_audio() -> None:
+    # 5 minutes: one false accept is 12 FA/h; below that only 0 can be measured.
+    ok, not_ok = resolvable([0.5, 1, 2, 5, 10, 12, 20, 50], 300.0)
+    assert ok == [12, 20, 50]
+    assert not_ok == [0.5, 1, 2, 5, 10]
+
+
+def scored_task(rng: np.random.Generator, n_clips: int = 40) -> Scored:
+    """Clips of 10 s with one trigger each and a detector whose score rises after the trigger
+    end by a clip-dependent amount; negative audio of 5 min with random confusions."""
+    t = grid(250)
+    scores = rng.uniform(0, 0.3, (n_clips, 250))
+    triggers = []
+    for i in range(n_clips):
+        start = rng.uniform(1, 7)
+        end = start + 0.7
+        i0 = int(end / STEP)
+        scores[i, i0 : i0 + 12] = rng.uniform(0.3, 1.0)  # weaker or stronger detections
+        triggers.append([Trigger(start, end)])
+    neg_n = int(300 / STEP)
+    neg = rng.uniform(0, 0.3, neg_n)
+    for j in rng.choice(neg_n - 20, 30, replace=False):
+        neg[j : j + 10] = rng.uniform(0.3, 0.9)  # confusable words
+    return Scored(t, scores, triggers, grid(neg_n), neg, 300.0)
+
+
+def test_det_curve_is_monotonic_and_ends_right(tmp_path) -> None:
+    scored = scored_task(np.random.default_rng(1))
+    c = cfg(k=5, threshold=0.5, refractory=1.0)
+    thresholds = sweep_thresholds(51, [0.5])
+    assert thresholds[0] == 0 and thresholds[-1] == 1 and np.all(np.diff(thresholds) > 0)
+    rows = det_curve(scored, c, 1.0, thresholds)
+    frr = np.array([r["frr"] for r in rows])
+    fah = np.array([r["fa_per_hour"] for r in rows])
+    assert np.all(np.diff(fah) <= 0)  # fewer false accepts as the threshold rises
+    assert np.all(np.diff(frr) >= 0)  # more rejects
+    assert frr[0] == 0 and fah[0] > 0 and frr[-1] == 1 and fah[-1] == 0
+    # the row at the chosen threshold is what condition_metrics reports
+    at = next(r for r in rows if r["threshold"] == 0.5)
+    m = condition_metrics(scored, c, 1.0)
+    assert (m["frr"], m["fa_per_hour"], m["f1"]) == (at["frr"], at["fa_per_hour"], at["f1"])
+    points = operating_points(rows, [12.0, 60.0])
+    for target in (0.0, 12.0, 60.0):
+        key = f"frr_at_{target:g}fa"
+        best = min(r["frr"] for r in rows if r["fa_per_hour"] <= target)
+        assert points[key] == best
+        chosen = next(r for r in rows if r["threshold"] == points[key.replace("frr", "threshold")])
+        assert chosen["fa_per_hour"] <= target and chosen["frr"] == best
+    assert points["frr_at_0fa"] >= points["frr_at_12fa"] >= points["frr_at_60fa"]
+
+    curves = {"clean": rows, "noise_snr0": rows[::2]}
+    write_det_csv(curves, tmp_path / "det.csv")
+    lines = (tmp_path / "det.csv").read_text().splitlines()
+    assert lines[0] == "condition,threshold,frr,fa_per_hour,false_accepts,precision,recall,f1"
+    assert len(lines) == 1 + len(rows) + len(rows[::2])
+    det_png(curves, tmp_path / "det.png", "test", 300.0, 0.5)
+    assert (tmp_path / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_step_accuracy_is_the_references_per_step_number() -> None:
+    labels = np.zeros((2, 10), np.uint8)
+    labels[0, 3:5] = 1
+    scores = np.zeros((2, 10), np.float32)
+    assert step_accuracy(scores, labels) == pytest.approx(18 / 20)  # all-zero: 90 %
+    scores[0, 3:5] = 0.5
+    assert step_accuracy(scores, labels) == 1.0
+    with pytest.raises(ValueError, match="shape"):
+        step_accuracy(scores, labels[:1])
