@@ -4,7 +4,7 @@ Two families, chosen by ``conf/trigger/model/<name>.yaml`` (``trigger.model.name
 
 - ``conv_gru``, the course's reference: Conv1D(196, 15, stride 4) -> batch norm -> ReLU ->
   dropout -> GRU(128, sequences) -> dropout -> batch norm -> GRU(128, sequences) -> dropout ->
-  batch norm -> dropout -> TimeDistributed Dense(1, sigmoid). Causal (valid convolution,
+  batch norm -> dropout -> Dense(1, sigmoid) per step. Causal (valid convolution,
   unidirectional GRUs), but its state runs from the clip start: it is trained on clips and
   streamed in overlapping clip-length windows (audioclf.trigger.streaming).
 - ``stream_cnn``, a small causal CNN in the spirit of kws_streaming / microWakeWord: a strided
@@ -201,6 +201,9 @@ def build(cfg: ModelConfig, bins: int):  # -> keras.Model (clips, frames, bins) 
             x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = layers.ReLU()(x)
             x = layers.Dropout(cfg.dropout)(x)
-    x = layers.TimeDistributed(layers.Dense(1, activation="sigmoid"), name="score")(x)
+    # Dense on (clips, steps, units) acts per step: the reference's TimeDistributed(Dense).
+    # (Keras 3's TimeDistributed, traced with an unknown number of steps, took the batch size
+    # for it: 2 steps out of 5 for a batch of 2.)
+    x = layers.Dense(1, activation="sigmoid", name="score")(x)
     outputs = layers.Reshape((-1,), name="steps")(x)  # (clips, steps)
     return keras.Model(inputs, outputs, name=cfg.name)
