@@ -37,6 +37,7 @@ from audioclf.trigger.labels import step_labels
 from audioclf.trigger.models import STREAMABLE, ModelConfig, build, geometry, parse_model
 from audioclf.trigger.training import (
     TriggerTrainConfig,
+    augmented_features,
     features,
     fit,
     positive_weight,
@@ -84,6 +85,12 @@ def train(
         times = geo.first_step_seconds + geo.step_seconds * np.arange(n_steps)
         y = np.stack([step_labels(e, times, label_seconds) for e in events])
         data[split] = (x, y)
+    if cfg.augment.active:  # copies of the training clips, labelled as their originals
+        x, y = data["train"]
+        x_aug = augmented_features(
+            splits["train"][0], cfg.augment, feature_cfg, geo.sample_rate, geo.pad_samples
+        )
+        data["train"] = (np.concatenate([x, x_aug]), np.tile(y, (1 + cfg.augment.copies, 1)))
     x_train, y_train = data["train"]
     weight = positive_weight(cfg, y_train)
     body = build(model_cfg, geo.bins)
@@ -93,6 +100,7 @@ def train(
         raise AssertionError(f"{model_cfg.name}: {n_out} steps for {y_train.shape[1]} labels")
     print(
         f"[trigger_train] {model_cfg.name}: {len(x_train)} training clips, "
+        f"({cfg.augment.copies} augmented copies each: {cfg.augment.name}), "
         f"{len(data['validation'][0])} validation; features {x_train.shape[1:]}, "
         f"{y_train.shape[1]} steps of {geo.step_seconds * 1000:.0f} ms; "
         f"{y_train.mean():.4f} of steps positive, positive weight {weight:.3g}"

@@ -278,3 +278,23 @@ def test_a_tiny_training_run_learns_and_is_reproducible(keras, tmp_path) -> None
     for w1, w2 in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(w1, w2)
     assert time.perf_counter() - start < 120
+
+
+def test_augmented_copies_are_seeded_and_refuse_transforms_that_move_events() -> None:
+    from audioclf.config import parse
+    from audioclf.trigger.training import TriggerTrainConfig, augmented
+
+    settings = {"gain": {"p": 1.0, "min_gain_db": -6.0, "max_gain_db": 6.0},
+                "gaussian_noise": {"p": 1.0, "min_snr_db": 10.0, "max_snr_db": 20.0}}  # fmt: skip
+    aug = {"copies": 2, "chain": ["gain", "gaussian_noise"], "transforms": settings}
+    cfg = parse(TriggerTrainConfig, {"augment": aug}, "trigger.train").augment
+    clips, _ = make_clips(3, seed=0)
+    copies = list(augmented(clips, cfg, RATE))
+    assert len(copies) == 6 and all(c.dtype == np.float32 and c.shape == (CLIP,) for c in copies)
+    assert not np.allclose(copies[0], clips[0]) and not np.allclose(copies[0], copies[3])
+    again = list(augmented(clips[[0]], cfg, RATE))  # copy 0 of clip 0 alone: the same draws
+    np.testing.assert_array_equal(again[0], copies[0])
+    with pytest.raises(ConfigError, match=r"trigger\.train\.augment\.chain: 'shift' is not one"):
+        parse(TriggerTrainConfig, {"augment": {**aug, "chain": ["shift"]}}, "trigger.train")
+    with pytest.raises(ConfigError, match=r"trigger\.train\.augment\.copies: is 0"):
+        parse(TriggerTrainConfig, {"augment": {**aug, "copies": 0}}, "trigger.train")

@@ -18,24 +18,68 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from audioclf.config import check
 from audioclf.tfimport import import_tensorflow
 
+# The root's transforms (audioclf.augment.TRANSFORMS) that keep every event where it was, so
+# the recorded events still label the copy: no time stretch, pitch shift (its resampling
+# moves nothing but audiomentations may change the length) or shift; no background_noise
+# (the synthetic data's noise/ is held out for evaluation).
+LABEL_SAFE = ("gain", "band_pass", "reverb", "gaussian_noise")
+
+
+@dataclass(frozen=True)
+class TriggerAugmentConfig:
+    """Augmented copies of the training clips, made once before training (their events, so
+    their labels, are the clean clip's), added to the clean ones."""
+
+    name: str = "none"  # label shown in MLflow and the comparison table
+    copies: int = 0  # per training clip; 0 = off
+    seed: int = 1234  # copy c of clip i draws from (seed, c, i)
+    chain: tuple[str, ...] = ()  # transforms applied to each copy, in order
+    transforms: dict[str, dict[str, Any]] = field(default_factory=dict)  # settings by name
+
+    def __post_init__(self) -> None:
+        from audioclf.augment import TRANSFORMS
+
+        check(self.copies >= 0, "copies", f"must be >= 0, got {self.copies}")
+        check(
+            not self.chain or self.copies > 0,
+            "copies",
+            f"is 0, so the chain {list(self.chain)} would never run; set copies >= 1",
+        )
+        for name in self.chain:
+            check(
+                name in LABEL_SAFE,
+                "chain",
+                f"{name!r} is not one of the transforms that keep the events in place "
+                f"({', '.join(LABEL_SAFE)})",
+            )
+            check(name in self.transforms, "chain", f"{name!r} has no settings under transforms")
+        for name, settings in self.transforms.items():
+            TRANSFORMS.check(name, settings, f"transforms.{name}")
+
+    @property
+    def active(self) -> bool:
+        return self.copies > 0 and bool(self.chain)
+
 
 @dataclass(frozen=True)
 class TriggerTrainConfig:
-    epochs: int = 12  # upper bound; early stopping may end sooner
+    epochs: int = 10  # upper bound; early stopping may end sooner
     batch_size: int = 32
     learning_rate: float = 2e-3  # peak of the cosine decay schedule (Adam)
     patience: int = 3  # epochs without a lower validation loss before stopping
     positive_weight: float | None = 5.0  # loss weight of a positive step; null = neg/pos
     seed: int = 42
     threads: int | None = None  # TensorFlow/BLAS threads; null = audioclf.threads' plan
+    augment: TriggerAugmentConfig = TriggerAugmentConfig()
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
@@ -82,6 +126,41 @@ def features(
         block = np.asarray(waves[i : i + batch], dtype=np.float32)
         block = np.pad(block, [(0, 0), (pad_samples, 0)])
         out.append(transform(tf.constant(block)).numpy())
+    return np.concatenate(out)
+
+
+def augmented(clips: np.ndarray, cfg: TriggerAugmentConfig, sample_rate: int):
+    """Yield ``cfg.copies`` augmented copies of each clip, copy by copy, clip by clip:
+    float32 (samples,); copy ``c`` of clip ``i`` seeded by (seed, c, i)."""
+    from audioclf.augment import TRANSFORMS
+    from audioclf.transforms import Chain, ChainWorker
+
+    chain = Chain(
+        TRANSFORMS,
+        cfg.chain,
+        tuple(cfg.transforms[n] for n in cfg.chain),
+        tuple(f"trigger.train.augment.transforms.{n}" for n in cfg.chain),
+        cfg.chain,
+    )
+    worker = ChainWorker([chain], [], sample_rate)
+    for c in range(cfg.copies):
+        for i in range(len(clips)):
+            yield worker.apply(0, (cfg.seed, c, i), np.asarray(clips[i]))[0]
+
+
+def augmented_features(
+    clips: np.ndarray, cfg: TriggerAugmentConfig, feature_cfg, sample_rate: int, pad: int
+) -> np.ndarray:
+    """(copies x clips, frames, bins) features of the augmented copies (copy-major), made 64
+    waves at a time so the copies' waves are never all in memory."""
+    out, block = [], []
+    for wave in augmented(clips, cfg, sample_rate):
+        block.append(wave)
+        if len(block) == 64:
+            out.append(features(np.stack(block), feature_cfg, sample_rate, pad))
+            block = []
+    if block:
+        out.append(features(np.stack(block), feature_cfg, sample_rate, pad))
     return np.concatenate(out)
 
 
