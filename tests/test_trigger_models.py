@@ -10,6 +10,7 @@ import pytest
 from audioclf.config import ConfigError
 from audioclf.trigger.models import StreamCnnConfig, geometry, parse_model
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 RATE = 16000
 CLIP = 2 * RATE  # 2-s clips: 50 steps of 40 ms
 
@@ -298,3 +299,67 @@ def test_augmented_copies_are_seeded_and_refuse_transforms_that_move_events() ->
         parse(TriggerTrainConfig, {"augment": {**aug, "chain": ["shift"]}}, "trigger.train")
     with pytest.raises(ConfigError, match=r"trigger\.train\.augment\.copies: is 0"):
         parse(TriggerTrainConfig, {"augment": {**aug, "copies": 0}}, "trigger.train")
+
+
+# --- the stage --------------------------------------------------------------------------
+
+
+def write_synth(root, sizes: dict[str, int]) -> None:
+    """data/trigger/synth/ in the contract's format (2-s clips at 16 kHz)."""
+    import json
+
+    synth = root / "data/trigger/synth"
+    for k, (split, n) in enumerate(sizes.items()):
+        clips, events = make_clips(n, seed=10 + k)
+        (synth / split).mkdir(parents=True)
+        np.save(synth / split / "clips.npy", clips)
+        lines = [json.dumps({"clip": i, "events": e}) for i, e in enumerate(events)]
+        (synth / split / "events.jsonl").write_text("\n".join(lines) + "\n")
+    info = {"sample_rate": RATE, "clip_seconds": CLIP / RATE, "word": "trigger",
+            "splits": sizes, "speakers": {s: ["x"] for s in sizes}, "negative_seconds": 0}  # fmt: skip
+    (synth / "info.json").write_text(json.dumps(info))
+
+
+def test_the_train_stage_writes_the_detector_and_hands_its_run_over(tmp_path, monkeypatch):
+    pytest.importorskip("audioclf.trigger.labels")  # helper A's (issue 14)
+    import csv
+    import importlib
+    import json
+    import sys
+
+    import mlflow
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_config import composed
+
+    params = composed(["trigger/model=stream_cnn"])
+    params["trigger"]["model"] |= TINY["stream_cnn"]
+    params["trigger"]["train"] |= {"epochs": 2, "batch_size": 8}
+    params["trigger"]["data"]["label_seconds"] = 0.3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_synth(tmp_path, {"train": 16, "validation": 8})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    importlib.import_module("stages.trigger_train").main()
+
+    out = tmp_path / "data/trigger/model"
+    assert {p.name for p in out.iterdir()} >= {"model.keras", "detector.keras", "detector.json",
+                                                "history.csv", "summary.json", "run.json"}  # fmt: skip
+    meta = json.loads((out / "detector.json").read_text())
+    assert meta["model"] == "stream_cnn" and meta["streamable"] is True
+    assert (meta["sample_rate"], meta["clip_seconds"], meta["step_seconds"]) == (RATE, 2.0, 0.04)
+    from audioclf.trigger.export import load_detector
+
+    scores = load_detector(out).scores(make_clips(2, seed=99)[0])
+    assert scores.shape == (2, 50) and scores.dtype == np.float32
+    with (out / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[0]["val_loss"]) > 0 and rows[0]["val_auc"]
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "RUNNING" and run.data.tags["audioclf.phase"] == "trained"
+    assert mlflow.get_experiment(run.info.experiment_id).name == "audioclf-trigger"
+    assert run.data.params["model.name"] == "stream_cnn" and "train.augment.name" in run.data.params
+    assert len(mlflow.MlflowClient().get_metric_history(run_id, "val_loss")) == 2
