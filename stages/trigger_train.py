@@ -28,7 +28,6 @@ import numpy as np
 from audioclf import tracking
 from audioclf.atomic import atomic_files
 from audioclf.config import convert, load_params, parse, section
-from audioclf.features import parse_features
 from audioclf.stagetimer import StageTimer
 from audioclf.tfimport import import_tensorflow
 from audioclf.threads import configure as configure_threads
@@ -77,7 +76,7 @@ def train(
 
     make_deterministic(cfg.seed)
     geo = geometry(model_cfg, int(info["sample_rate"]))
-    feature_cfg = parse_features(model_cfg.features)
+    feature_cfg = model_cfg.feature_config()
     data = {}
     for split, (clips, events) in splits.items():
         x = features(clips, feature_cfg, geo.sample_rate, geo.pad_samples)

@@ -81,6 +81,9 @@ class ConvGruConfig:
             check(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
 
+    def feature_config(self) -> StftConfig:
+        return _spectrogram(self.features)
+
     def frames(self) -> tuple[int, int]:
         """(receptive field, stride) of one output step, in feature frames."""
         return self.conv_kernel, self.conv_stride
@@ -110,6 +113,9 @@ class StreamCnnConfig:
             f"must all be >= 1, got {list(self.dilations)}",
         )
         check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
+
+    def feature_config(self) -> StftConfig:
+        return _spectrogram(self.features)
 
     def frames(self) -> tuple[int, int]:
         steps = 1 + sum((self.kernel - 1) * d for d in self.dilations)  # of the front conv
