@@ -286,3 +286,156 @@ def test_step_accuracy_is_the_references_per_step_number() -> None:
     assert step_accuracy(scores, labels) == 1.0
     with pytest.raises(ValueError, match="shape"):
         step_accuracy(scores, labels[:1])
+
+
+# --- `audioclf detect` on a long WAV ---------------------------------------------------------
+
+DETECTOR_RATE = 16000
+STEP_SAMPLES = 640  # 40 ms
+
+
+def energy_detector(folder):
+    """A real Keras detector saved as trigger_train saves one (detector.keras + .json), made
+    by hand: each 40-ms step's score is sigmoid(1000 * mean power - 5), so a loud tone burst
+    (the planted "trigger", power 0.125) scores ~1 and quiet noise (power 1e-4) ~0.01.
+    Streamable (each step sees only its own samples), so stream_scores runs it exactly."""
+    import json
+
+    import keras
+
+    from audioclf.trigger.export import LeftPad
+
+    wave = keras.Input(shape=(None,))
+    frames = keras.layers.Reshape((-1, STEP_SAMPLES))(wave)
+    power = keras.layers.Multiply()([frames, frames])
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    score = keras.layers.Reshape((-1,))(dense(power))
+    dense.set_weights([np.full((STEP_SAMPLES, 1), 1000.0 / STEP_SAMPLES), np.array([-5.0])])
+    unpadded = keras.Model(wave, score, name="unpadded")
+    padded = keras.Input(shape=(None,))
+    model = keras.Model(padded, unpadded(LeftPad(0)(padded)), name="energy_detector")
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "detector.keras")
+    meta = {
+        "model": "energy",
+        "sample_rate": DETECTOR_RATE,
+        "clip_seconds": 10.0,
+        "step_seconds": STEP_SAMPLES / DETECTOR_RATE,
+        "first_step_seconds": STEP_SAMPLES / DETECTOR_RATE,
+        "streamable": True,
+        "step_samples": STEP_SAMPLES,
+        "receptive_samples": STEP_SAMPLES,
+        "pad_samples": 0,
+    }
+    (folder / "detector.json").write_text(json.dumps(meta))
+    return folder
+
+
+def long_wav(path, seconds: float, rate: int, channels: int, triggers: list[float]):
+    """Quiet noise (RMS 0.01) with a 0.6-s 1 kHz tone burst (amplitude 0.5) starting at each
+    of ``triggers`` (s); written block by block (16-bit PCM). The (start, end) of each."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    block = 10 * rate
+    with sf.SoundFile(path, "w", samplerate=rate, channels=channels, subtype="PCM_16") as f:
+        for first in range(0, int(seconds * rate), block):
+            n = min(block, int(seconds * rate) - first)
+            t = (first + np.arange(n)) / rate
+            x = 0.01 * rng.standard_normal(n)
+            for start in triggers:
+                on = (t >= start) & (t < start + 0.6)
+                x[on] += 0.5 * np.sin(2 * np.pi * 1000 * t[on])
+            f.write(np.repeat(x[:, None], channels, axis=1).astype(np.float32))
+    return [Trigger(s, s + 0.6) for s in triggers]
+
+
+def test_detect_cli_finds_planted_triggers_and_chimes(tmp_path, capsys) -> None:
+    import soundfile as sf
+
+    from audioclf.cli import main
+    from audioclf.trigger.listen import CHIME_SECONDS, audio_blocks
+
+    model = energy_detector(tmp_path / "model")
+    # 44.1 kHz stereo: mixed down and resampled to the detector's 16 kHz as it streams
+    triggers = long_wav(tmp_path / "long.wav", 65.0, 44100, 2, [7.3, 21.95, 40.0, 63.9])
+    out = tmp_path / "chimed.wav"
+    code = main(["detect", str(tmp_path / "long.wav"), "--model", str(model), "--chime",
+                 str(out), "--block-seconds", "0.7"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
+    assert lines[0] == "time_s\tscore"
+    found = [tuple(map(float, line.split("\t"))) for line in lines[1:]]
+    assert len(found) == len(triggers), captured.out
+    tolerance = 0.16  # smoothed over 5 steps, the energy detector fires within 4 steps
+    for (time, score), trig in zip(found, triggers):
+        assert trig.start <= time <= trig.start + tolerance and 0.5 <= score <= 1.0
+    assert "4 detections in 65.0 s" in captured.err
+    assert "44100 Hz 2 channels -> 16000 Hz mono" in captured.err
+    assert "real-time factor" in captured.err
+
+    # The chimed recording: the resampled mono stream, plus a chime at each detection only.
+    _, blocks = audio_blocks(tmp_path / "long.wav", DETECTOR_RATE)
+    stream = np.concatenate(list(blocks))
+    chimed, rate = sf.read(out, dtype="float32")
+    assert rate == DETECTOR_RATE and chimed.ndim == 1 and chimed.shape == stream.shape
+    assert abs(len(stream) - 65.0 * DETECTOR_RATE) <= 1
+    diff = np.abs(chimed - np.clip(stream, -1, 1))
+    in_chime = np.zeros(len(stream), bool)
+    for time, _ in found:
+        a = int(round(time * DETECTOR_RATE))
+        in_chime[a : a + int(CHIME_SECONDS * DETECTOR_RATE)] = True
+        assert diff[a : a + int(CHIME_SECONDS * DETECTOR_RATE)].max() > 0.2
+    assert diff[~in_chime].max() <= 1.5 / 32767  # 16-bit rounding only
+
+
+def test_detect_cli_says_what_is_wrong(tmp_path, capsys) -> None:
+    from audioclf.cli import main
+
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not audio")
+    model = energy_detector(tmp_path / "model")
+    assert main(["detect", str(tmp_path / "bad.wav"), "--model", str(model)]) == 2
+    assert "bad.wav: not readable as audio" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "bad.wav"), "--model", str(tmp_path)]) == 2
+    assert "no trigger detector there" in capsys.readouterr().err
+    assert main(["detect", "x.wav", "--model", str(model), "--smooth-steps", "0"]) == 2
+    assert "--smooth-steps: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_detect_memory_does_not_grow_with_the_file(tmp_path) -> None:
+    """Bounded memory: the peak of Python/NumPy allocations (tracemalloc: every NumPy buffer,
+    not TensorFlow's own) while streaming a 40-s and an 8-times longer file through
+    listen (with the chimed copy written) is the same, and far below the longer file's
+    samples (5.1 M float32 = 20 MB)."""
+    import tracemalloc
+
+    from audioclf.trigger.export import load_detector
+    from audioclf.trigger.listen import Listened, audio_blocks, listen
+
+    detector = load_detector(energy_detector(tmp_path / "model"))
+    c = cfg(k=5, threshold=0.5, refractory=1.0)
+    peaks = []
+    for seconds in (40.0, 320.0):
+        path = tmp_path / f"{seconds:.0f}.wav"
+        long_wav(path, seconds, DETECTOR_RATE, 1, [10.0, seconds - 5])
+        _, blocks = audio_blocks(path, DETECTOR_RATE)
+        done = Listened(0, 0, 0)
+        tracemalloc.start()
+        events = list(listen(detector, blocks, c, tmp_path / "chimed.wav", done))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert len(events) == 2 and done.seconds == pytest.approx(seconds)
+    assert peaks[1] < 1.2 * peaks[0] + 256_000, peaks
+    assert peaks[1] < 5_000_000, peaks
+
+
+def test_detect_defaults_are_the_composed_config() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from audioclf.config import parse
+
+    conf = yaml.safe_load(Path("conf/trigger/detect/default.yaml").read_text())
+    assert parse(DetectConfig, conf, "trigger.detect") == DetectConfig()

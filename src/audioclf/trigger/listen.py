@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -33,10 +34,10 @@ CHIME_SECONDS = 0.25
 
 def audio_blocks(
     path: str | Path, rate: int, block_seconds: float = 1.0
-) -> tuple[sf._SoundFileInfo, Iterator[np.ndarray]]:
-    """(the file's info, an iterator of its mono float32 blocks at ``rate``): each block read
-    from ``block_seconds`` of the file, channels averaged, resampled on the fly when the
-    file's rate differs. AudioError, naming the file, when it is not readable audio."""
+) -> tuple[Any, Iterator[np.ndarray]]:
+    """(the file's ``soundfile.info``, an iterator of its mono float32 blocks at ``rate``):
+    each block read from ``block_seconds`` of the file, channels averaged, resampled on the
+    fly when the file's rate differs. AudioError, naming the file, when it is not readable audio."""
     path = Path(path)
     try:
         info = sf.info(str(path))
