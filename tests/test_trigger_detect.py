@@ -439,3 +439,42 @@ def test_detect_defaults_are_the_composed_config() -> None:
 
     conf = yaml.safe_load(Path("conf/trigger/detect/default.yaml").read_text())
     assert parse(DetectConfig, conf, "trigger.detect") == DetectConfig()
+
+
+# --- the comparison table -------------------------------------------------------------------
+
+
+def test_comparison_table_puts_the_lowest_frr_at_zero_false_accepts_first() -> None:
+    import pandas as pd
+
+    from audioclf.trigger.comparison import markdown, table
+
+    def run(name, model, augment, frr0, frr, start, **extra):
+        return {
+            "run_id": name, "tags.mlflow.runName": name, "start_time": pd.Timestamp(start),
+            "params.data.name": "synthetic", "params.model.name": model,
+            "params.train.augment.name": augment, "params.detect.threshold": "0.5",
+            "metrics.clean/frr": frr, "metrics.clean/fa_per_hour": 24.0,
+            "metrics.clean/frr_at_0fa": frr0, "metrics.clean/frr_at_20fa": frr0 / 2,
+            "metrics.clean/f1": 0.9, "metrics.clean/latency_median_s": 0.21,
+            "metrics.clean/latency_p95_s": 0.4, "metrics.per_step_accuracy": 0.95,
+            "metrics.noise_snr0/frr": 0.5, "metrics.train_seconds": 120.0, **extra,
+        }  # fmt: skip
+
+    runs = pd.DataFrame(
+        [
+            run("a", "conv_gru", "none", 0.30, 0.10, "2026-01-01"),
+            run("b", "stream_cnn", "heavy", 0.20, 0.15, "2026-01-02"),
+            run("c", "stream_cnn", "none", 0.30, 0.05, "2026-01-03"),
+        ]
+    )
+    df = table(runs)
+    assert list(df["run"]) == ["b", "c", "a"]
+    assert list(df.columns[:8]) == [
+        "run", "data", "model", "augment", "threshold", "frr", "fa_per_hour", "frr@0fa"
+    ]  # fmt: skip
+    assert "frr@20fa" in df and "frr_noise_snr0" in df and df["threshold"][0] == 0.5
+    md = markdown(df)
+    assert md.splitlines()[0].startswith("| run | data | model | augment | threshold | frr |")
+    assert "| b | synthetic | stream_cnn | heavy | 0.5 | 0.150 | 24.0 | 0.200 | 0.100 |" in md
+    assert table(pd.DataFrame()).empty
