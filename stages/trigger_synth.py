@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import csv
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from audioclf.atomic import atomic_dir
 from audioclf.audio_io import write_wav
@@ -43,6 +43,16 @@ from audioclf.trigger.synthesis import (
 OUT = Path("data/trigger/synth")
 
 
+def write_float_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
+    """Mono float32 WAV (IEEE float, format 3), header written here: libsndfile adds a PEAK
+    chunk with the time of writing, so its files differ from run to run."""
+    data = np.asarray(wave, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, sample_rate, 4 * sample_rate, 4, 32)
+    riff = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    riff += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
+
+
 def write(cfg, sources, noise, skipped: list[tuple[str, str]], out: Path, progress: bool) -> dict:
     """Mix every split's clips and the negative audio into ``out``; return info.json's data."""
     triggers = {}
@@ -58,7 +68,7 @@ def write(cfg, sources, noise, skipped: list[tuple[str, str]], out: Path, progre
         (out / split / "events.jsonl").write_text("".join(lines))
         triggers[split] = sum(e["kind"] == "trigger" for r in records for e in r["events"])
     wave, events = render_negative(cfg, sources["test"])
-    sf.write(out / "negative.wav", wave, cfg.sample_rate, subtype="FLOAT", format="WAV")
+    write_float_wav(out / "negative.wav", wave, cfg.sample_rate)
     (out / "negative.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     (out / "noise").mkdir()
     for name, recording in noise:
