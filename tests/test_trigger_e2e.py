@@ -199,6 +199,7 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     out = sh(repo, "dvc", "repro", "trigger/dvc.yaml", timeout=900)
+    print("\n".join(line for line in out.splitlines() if line.startswith("[trigger_")))
     assert [s for s in STAGES if f"Running stage 'trigger/dvc.yaml:{s}'" in out] == list(STAGES)
     info = json.loads((repo / "data/trigger/synth/info.json").read_text())
     assert info["splits"] == {"train": 12, "validation": 4, "test": 4}
