@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from audioclf.trigger.metrics import sweep_thresholds
 from tests.test_config import composed
 from tests.test_trigger_detect import DETECTOR_RATE, energy_detector
 
@@ -129,7 +130,7 @@ def test_evaluate_and_compare_stages_on_a_hand_built_detector(tmp_path, monkeypa
     assert metrics["noise_snr10"]["triggers"] == 6
     det = (tmp_path / "reports/trigger/det.csv").read_text().splitlines()
     assert det[0].startswith("condition,threshold,frr,fa_per_hour")
-    assert len(det) == 1 + 4 * 24  # 4 conditions x (21 + 3 tail points) thresholds
+    assert len(det) == 1 + 4 * len(sweep_thresholds(21, [0.5]))  # conditions x thresholds
     assert (tmp_path / "reports/trigger/det.png").read_bytes()[:4] == b"\x89PNG"
 
     # The run trigger_train started, finished here with the metrics, reports and model.
@@ -213,7 +214,7 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     assert clean["fa_per_hour"] == pytest.approx(120.0 * clean["false_accepts"])
     assert "frr_at_500fa" in clean and "frr_at_50fa" not in clean
     det = (repo / "reports/trigger/det.csv").read_text().splitlines()
-    assert len(det) == 1 + 4 * 104  # 4 conditions x (101 + 3 tail) thresholds (0.5 is on the grid)
+    assert len(det) == 1 + 4 * len(sweep_thresholds(101, [0.5]))  # conditions x thresholds
     assert (repo / "reports/trigger/det.png").read_bytes()[:4] == b"\x89PNG"
 
     # One MLflow run, started by train and finished by evaluate, with the metrics.

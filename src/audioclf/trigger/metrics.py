@@ -181,10 +181,15 @@ def condition_metrics(scored: Scored, cfg: DetectConfig, tolerance: float) -> di
     }
 
 
+# The sweep's tail: 1 - 10^-k for k = 2.25, 2.5, ..., 5 (0.9944 ... 0.99999). A confident
+# detector's scores crowd just below 1, where its low-FA operating points are.
+TAIL = 1.0 - 10.0 ** -np.arange(2.25, 5.01, 0.25)
+
+
 def sweep_thresholds(points: int, extra: Sequence[float] = ()) -> np.ndarray:
-    """``points`` evenly spaced in [0, 1], the tail 0.995, 0.999, 0.9999 (a confident
-    detector's low-FA end) and ``extra`` (the chosen threshold): sorted, unique."""
-    grid = np.concatenate([np.linspace(0.0, 1.0, points), [0.995, 0.999, 0.9999], extra])
+    """``points`` evenly spaced in [0, 1], the ``TAIL`` and ``extra`` (the chosen
+    threshold): sorted, unique."""
+    grid = np.concatenate([np.linspace(0.0, 1.0, points), TAIL, extra])
     return np.unique(np.round(grid, 10))
 
 
