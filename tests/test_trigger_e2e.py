@@ -233,6 +233,9 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     assert "| stream_cnn | none |" in md and "frr@500fa" in md
     assert experiment.tags["mlflow.note.content"] == md
 
+    shown = sh(repo, "dvc", "metrics", "show", "--json")  # DVC reads the metrics file
+    assert '"reports/trigger/metrics.json"' in shown and '"frr_at_500fa"' in shown
+
     # Nothing changed: nothing runs again.
     again = sh(repo, "dvc", "repro", "trigger/dvc.yaml")
     assert not any(f"Running stage 'trigger/dvc.yaml:{s}'" in again for s in STAGES), again
