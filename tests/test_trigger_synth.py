@@ -1,0 +1,259 @@
+"""Trigger-word data: per-step labels, synthesis of clips and negative audio, the folder
+option. Tiny configs, generated signals; seconds, not minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from audioclf.config import ConfigError, parse
+from audioclf.trigger.labels import step_labels
+from audioclf.trigger.synthesis import SynthesisConfig, place, split_speakers, synthetic_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ev(kind: str, start: float, end: float) -> dict:
+    return {"kind": kind, "word": "w", "speaker": "s", "start": start, "end": end}
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def test_labels_are_one_after_each_trigger_end_for_label_seconds() -> None:
+    times = np.arange(1, 11) * 0.1  # 0.1 ... 1.0 s
+    labels = step_labels([ev("trigger", 0.1, 0.25)], times, 0.3)
+    # end < t <= end + 0.3: 0.3, 0.4, 0.5 (0.55 is past the window)
+    assert labels.dtype == np.uint8 and labels.shape == times.shape
+    assert labels.tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_label_window_is_open_at_the_end_and_closed_after_label_seconds() -> None:
+    times = np.array([0.5, 0.75, 1.0, 1.25])  # exact in binary
+    labels = step_labels([ev("trigger", 0.0, 0.5)], times, 0.5)
+    assert labels.tolist() == [0, 1, 1, 0]  # t = end: 0; t = end + label_seconds: 1
+
+
+def test_negative_events_give_no_label_and_triggers_add_up() -> None:
+    times = np.arange(20) * 0.25
+    events = [ev("negative", 0.0, 0.5), ev("trigger", 1.0, 1.5), ev("trigger", 3.0, 3.5)]
+    labels = step_labels(events, times, 0.5)
+    assert np.flatnonzero(labels).tolist() == [7, 8, 15, 16]  # 1.75, 2.0, 3.75, 4.0 s
+    assert step_labels(events[:1], times, 0.5).sum() == 0
+
+
+def test_labels_keep_the_shape_of_step_times() -> None:
+    times = np.arange(12, dtype=np.float32).reshape(3, 4) * 0.04
+    labels = step_labels([ev("trigger", 0.0, 0.05)], times, 0.1)
+    assert labels.shape == (3, 4) and labels.dtype == np.uint8
+    assert np.flatnonzero(labels).tolist() == [2, 3]  # 0.08, 0.12 s; 0.16 is past 0.15
+
+
+def test_label_seconds_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="label_seconds: must be > 0"):
+        step_labels([], np.zeros(3), 0.0)
+
+
+# --- synthesis ------------------------------------------------------------------------------
+
+TINY = {
+    "clip_seconds": 4.0,
+    "clips": {"train": 6, "validation": 3, "test": 3},
+    "triggers_per_clip": [0, 2],
+    "negatives_per_clip": [0, 1],
+    "speakers": {"train": 2, "validation": 1, "test": 1},
+    "negative_words": ["banana", "window"],
+    "trigger_takes": 2,
+    "negative_takes": 1,
+    "background_kinds": ["pink", "babble"],
+    "bank_seconds": 3.0,
+    "noise_kinds": ["white", "babble"],
+    "noise_seconds": 1.0,
+    "negative_minutes": 0.15,  # 9 s: two whole segments and a shorter one
+}
+
+
+def tiny(**changes: object) -> dict:
+    return {**TINY, **changes}
+
+
+def run_stage(tmp_path: Path, data: dict, name: str = "run") -> Path:
+    """stages.trigger_synth's main in a temp repo with ``trigger.data`` = ``data``."""
+    from stages import trigger_synth
+
+    repo = tmp_path / name
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump({"trigger": {"data": data}}))
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        trigger_synth.main()
+    finally:
+        os.chdir(cwd)
+    return repo / "data/trigger/synth"
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_stage(tmp_path_factory.mktemp("synth"), {"name": "synthetic", **TINY})
+
+
+def records(out: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (out / split / "events.jsonl").read_text().splitlines()]
+
+
+def test_synthesis_writes_the_contracts_files(synth: Path) -> None:
+    info = json.loads((synth / "info.json").read_text())
+    assert info["sample_rate"] == 16000 and info["clip_seconds"] == 4.0
+    assert info["word"] == "activate"
+    assert info["splits"] == {"train": 6, "validation": 3, "test": 3}
+    assert info["negative_seconds"] == 9.0
+    speakers = info["speakers"]
+    assert [len(speakers[s]) for s in ("train", "validation", "test")] == [2, 1, 1]
+    assert len({s for v in speakers.values() for s in v}) == 4  # disjoint
+    for split, n in info["splits"].items():
+        clips = np.load(synth / split / "clips.npy")
+        assert clips.dtype == np.float32 and clips.shape == (n, 64000)
+        assert np.all(np.abs(clips) <= 1.0) and np.all(np.isfinite(clips))
+        recs = records(synth, split)
+        assert [r["clip"] for r in recs] == list(range(n))
+        for r in recs:
+            assert {e["speaker"] for e in r["events"]} <= set(speakers[split])
+    wave, rate = sf.read(synth / "negative.wav", dtype="float32")
+    assert rate == 16000 and wave.shape == (9 * 16000,)
+    assert sf.info(synth / "negative.wav").subtype == "FLOAT"
+    assert sorted(p.name for p in (synth / "noise").iterdir()) == ["babble_1.wav", "white_0.wav"]
+    assert (synth / "report.csv").read_text() == "path,reason\n"
+
+
+def test_events_never_overlap_and_lie_inside_the_clip(synth: Path) -> None:
+    gap = 0.2
+    for split in ("train", "validation", "test"):
+        for r in records(synth, split):
+            spans = [(e["start"], e["end"]) for e in r["events"]]
+            assert spans == sorted(spans)
+            assert all(0 <= s < e <= 4.0 for s, e in spans)
+            assert all(b[0] - a[1] >= gap - 1e-9 for a, b in zip(spans, spans[1:]))
+            kinds = [e["kind"] for e in r["events"]]
+            assert kinds.count("trigger") <= 2 and kinds.count("negative") <= 1
+
+
+def test_events_mark_where_the_words_are(synth: Path) -> None:
+    """Audio is louder inside the events than just outside them (the words are where the
+    events say); the clip's background alone sits at the recorded SNR below the words."""
+    clips = np.load(synth / "train" / "clips.npy")
+    louder = 0
+    words = 0
+    for r, clip in zip(records(synth, "train"), clips):
+        for e in r["events"]:
+            s, t = int(round(e["start"] * 16000)), int(round(e["end"] * 16000))
+            inside = np.mean(clip[s:t] ** 2)
+            outside = np.mean(np.concatenate([clip[max(0, s - 1600) : s], clip[t : t + 1600]]) ** 2)
+            words += 1
+            louder += inside > outside
+    assert words > 0 and louder == words
+
+
+def test_labels_from_the_recorded_events_match_the_event_ends(synth: Path) -> None:
+    """Per step, by the definition (a loop over floats, not numpy); and each trigger inside the
+    clip gives 12 or 13 positive steps of 40 ms (0.5 s / 0.04 s = 12.5)."""
+    times = 0.04 * np.arange(1, 101)  # B's steps: 40 ms, 100 per 4 s
+    triggers = 0
+    for r in records(synth, "train") + records(synth, "test"):
+        ends = [e["end"] for e in r["events"] if e["kind"] == "trigger"]
+        labels = step_labels(r["events"], times, 0.5)
+        expected = [int(any(end < t <= end + 0.5 for end in ends)) for t in times.tolist()]
+        assert labels.tolist() == expected
+        for end in ends:
+            triggers += 1
+            window = (times > end) & (times <= end + 0.5)
+            assert labels[window].all() and window.sum() in ((12, 13) if end < 3.5 else range(14))
+    assert triggers > 0
+
+
+def test_the_negative_audio_has_no_trigger(synth: Path) -> None:
+    events = [json.loads(line) for line in (synth / "negative.jsonl").read_text().splitlines()]
+    assert events and all(e["kind"] == "negative" for e in events)
+    assert all(e["word"] in ("banana", "window") for e in events)
+    spans = [(e["start"], e["end"]) for e in events]
+    assert spans == sorted(spans) and all(b[0] > a[1] for a, b in zip(spans, spans[1:]))
+    assert spans[-1][1] <= 9.0
+    info = json.loads((synth / "info.json").read_text())
+    assert set(e["speaker"] for e in events) <= set(info["speakers"]["test"])
+
+
+def test_reruns_are_byte_identical(synth: Path, tmp_path: Path) -> None:
+    again = run_stage(tmp_path, {"name": "synthetic", **TINY})
+    files = sorted(p.relative_to(synth) for p in synth.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for f in files:
+        assert (synth / f).read_bytes() == (again / f).read_bytes(), f
+
+
+def test_more_workers_give_the_same_sources() -> None:
+    cfg = parse(SynthesisConfig, tiny(clips={"train": 1, "validation": 1, "test": 1}), "k")
+    one, noise_one = synthetic_sources(cfg, progress=False, workers=1)
+    two, noise_two = synthetic_sources(cfg, progress=False, workers=2)
+    for split in one:
+        a, b = one[split], two[split]
+        assert [u.wave.tobytes() for u in a.all] == [u.wave.tobytes() for u in b.all]
+        assert a.speakers == b.speakers
+    assert [w.tobytes() for _, w in noise_one] == [w.tobytes() for _, w in noise_two]
+
+
+def test_validation_and_test_voices_are_held_out() -> None:
+    cfg = parse(SynthesisConfig, {"speakers": {"train": 30, "validation": 8, "test": 8}}, "k")
+    people = split_speakers(cfg)
+    voices = {s: {p.voice for p in people[s]} for s in people}
+    assert not voices["train"] & voices["validation"]
+    assert not (voices["train"] | voices["validation"]) & voices["test"]
+    assert [len(people[s]) for s in ("train", "validation", "test")] == [30, 8, 8]
+
+
+def test_placement_is_exact_and_refuses_what_does_not_fit() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lengths = list(rng.integers(1, 50, size=rng.integers(0, 5)))
+        offsets = place(lengths, 300, 7, rng)
+        ends = [o + n for o, n in zip(offsets, lengths)]
+        assert all(o >= 0 for o in offsets) and all(e <= 300 for e in ends)
+        assert all(b - a >= 7 for a, b in zip(ends, offsets[1:]))
+    assert place([100, 100, 100], 302, 1, rng) == [0, 101, 202]
+    with pytest.raises(ValueError, match="do not fit"):
+        place([100, 100, 100], 301, 1, rng)
+
+
+def test_words_that_do_not_fit_fail_naming_the_keys(tmp_path: Path) -> None:
+    data = {"name": "synthetic", **tiny(clip_seconds=1.0, triggers_per_clip=[3, 3])}
+    with pytest.raises(ValueError, match="lower triggers_per_clip / negatives_per_clip"):
+        run_stage(tmp_path, data)
+    assert not (tmp_path / "run/data/trigger/synth").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"clips": {"train": 5, "test": 1}}, r"trigger.data.clips: give the clips of exactly"),
+        ({"triggers_per_clip": [0, 0]}, r"trigger.data.triggers_per_clip: the high end"),
+        ({"negative_words": ["activate"]}, r"trigger.data.negative_words: must not hold"),
+        ({"snr_db": [10, 0]}, r"trigger.data.snr_db: must be \[low, high\]"),
+        ({"label_seconds": 0}, r"trigger.data.label_seconds: must be in \(0, 5\]"),
+        ({"nosie_kinds": ["white"]}, r"trigger.data.nosie_kinds: unknown option"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(SynthesisConfig, {**TINY, **change}, "trigger.data")
+
+
+def test_the_default_config_validates() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = parse(SynthesisConfig, params["trigger"]["data"], "trigger.data")
+    assert cfg.word == "activate" and cfg.clip_samples == 160000
+    assert cfg.label_seconds == 0.5 and cfg.negative_minutes == 5.0
