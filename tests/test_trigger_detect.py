@@ -267,6 +267,12 @@ def test_det_curve_is_monotonic_and_ends_right(tmp_path) -> None:
         chosen = next(r for r in rows if r["threshold"] == points[key.replace("frr", "threshold")])
         assert chosen["fa_per_hour"] <= target and chosen["frr"] == best
     assert points["frr_at_0fa"] >= points["frr_at_12fa"] >= points["frr_at_60fa"]
+    # A stuck detector fires at every threshold: only switching it off gives 0 FA.
+    stuck = [dict(r, fa_per_hour=24.0) for r in rows]
+    assert operating_points(stuck, [12.0]) == {
+        "frr_at_0fa": 1.0, "threshold_at_0fa": None, "frr_at_12fa": 1.0,
+        "threshold_at_12fa": None,
+    }  # fmt: skip
 
     curves = {"clean": rows, "noise_snr0": rows[::2]}
     write_det_csv(curves, tmp_path / "det.csv")

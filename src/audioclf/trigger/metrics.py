@@ -11,8 +11,9 @@ Definitions (docs/trigger.md), for the events of ``audioclf.trigger.detection``:
 - **DET curve**: FRR against FA/h as the threshold sweeps (smoothing and refractory period
   fixed). FA/h never rises with the threshold (see detection's module docstring).
 - **FRR @ X FA/h** (an operating point): the lowest FRR of the swept thresholds whose FA/h is
-  at most X, with that threshold. Only points with ``X >= 1 / hours`` are resolved by the
-  negative audio; ``frr_at_0fa`` is the lowest FRR with no false accept at all.
+  at most X, with that threshold (FRR 1 when every swept threshold fires more often: only
+  switching the detector off gets there). Only points with ``X >= 1 / hours`` are resolved
+  by the negative audio; ``frr_at_0fa`` is the lowest FRR with no false accept at all.
 - **Latency**: for each found trigger, the time of the first event in its window minus the
   trigger's end (s; negative when it fires before the word ends); median and 95th percentile.
 - **Event precision / recall / F1** on the test clips: events are matched to triggers in time
@@ -218,15 +219,17 @@ def fa_key(target: float) -> str:
 
 def operating_points(rows: list[dict], targets: Sequence[float]) -> dict[str, float | None]:
     """For 0 and each target X (FA/h): the lowest FRR of the DET rows with FA/h <= X, and its
-    threshold (the highest of equal FRR): ``frr_at_<X>fa`` and ``threshold_at_<X>fa``, None
-    when no swept threshold gets that low."""
+    threshold (the highest of equal FRR): ``frr_at_<X>fa`` and ``threshold_at_<X>fa``. When
+    even the highest swept threshold fires on the negative audio, the point is the detector
+    switched off: FRR 1, threshold None (above every score)."""
     out: dict[str, float | None] = {}
+    defined = [r for r in rows if r["frr"] is not None]
     for target in [0.0, *targets]:
-        fitting = [r for r in rows if r["fa_per_hour"] <= target and r["frr"] is not None]
+        fitting = [r for r in defined if r["fa_per_hour"] <= target]
         best = min(fitting, key=lambda r: (r["frr"], -r["threshold"]), default=None)
         key = fa_key(target)
-        out[key] = None if best is None else best["frr"]
-        out[key.replace("frr_", "threshold_", 1)] = None if best is None else best["threshold"]
+        out[key] = best["frr"] if best else (1.0 if defined else None)
+        out[key.replace("frr_", "threshold_", 1)] = best["threshold"] if best else None
     return out
 
 
