@@ -349,10 +349,20 @@ def test_the_train_stage_writes_the_detector_and_hands_its_run_over(tmp_path, mo
     meta = json.loads((out / "detector.json").read_text())
     assert meta["model"] == "stream_cnn" and meta["streamable"] is True
     assert (meta["sample_rate"], meta["clip_seconds"], meta["step_seconds"]) == (RATE, 2.0, 0.04)
+    # A new process, which never imported the training code, loads and runs the detector.
+    import subprocess
+
+    np.save(tmp_path / "waves.npy", make_clips(2, seed=99)[0])
+    code = (
+        "import numpy as np; from audioclf.trigger.export import load_detector; "
+        f"np.save('scores.npy', load_detector('{out}').scores(np.load('waves.npy')))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    scores = np.load(tmp_path / "scores.npy")
+    assert scores.shape == (2, 50) and scores.dtype == np.float32
     from audioclf.trigger.export import load_detector
 
-    scores = load_detector(out).scores(make_clips(2, seed=99)[0])
-    assert scores.shape == (2, 50) and scores.dtype == np.float32
+    np.testing.assert_allclose(load_detector(out).scores(np.load(tmp_path / "waves.npy")), scores)
     with (out / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and float(rows[0]["val_loss"]) > 0 and rows[0]["val_auc"]

@@ -4,6 +4,8 @@
     audioclf predict folder/ --top-k 1             # every WAV under folder/, a line each
     audioclf predict folder/ --submission sub.csv  # Kaggle-style fname,label
     audioclf sweep --slurm -S 'model=a,b'          # a sweep on a cluster: docs/cluster.md
+    audioclf detect long.wav --chime out.wav       # trigger word in a long recording:
+                                                   # docs/trigger.md
 
 The model is the exported raw-wave model the train stage writes (``data/model/inference.keras``
 and ``inference.json``), or a registered one: ``--model models:/<data name>@champion`` is the
@@ -89,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     job.add_parser(sub)
     sweep.add_parser(sub)
+    add_detect_parser(sub)
     args = parser.parse_args(argv)
     if args.command != "predict":
         return args.handler(args)
@@ -105,6 +108,83 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"audioclf: {err}", file=sys.stderr)
             return 2
     return predict_files(args, files, exported)
+
+
+def add_detect_parser(sub: argparse._SubParsersAction) -> None:
+    from audioclf.trigger.detection import DetectConfig
+
+    default = DetectConfig()  # = conf/trigger/detect/default.yaml (tested)
+    p = sub.add_parser(
+        "detect",
+        help="find the trigger word in a long recording, streamed block by block",
+        description="Print each detection (time in s, smoothed score) of the trigger detector "
+        "in a WAV file of any length, read block by block (bounded memory), and the real-time "
+        "factor. Detection: docs/trigger.md.",
+    )
+    p.add_argument("path", type=Path, help="an audio file (any rate, channels mixed to mono)")
+    p.add_argument(
+        "--model", type=Path, default=Path("data/trigger/model"),
+        help="folder with detector.keras and detector.json (default data/trigger/model)",
+    )  # fmt: skip
+    p.add_argument("--threshold", type=float, default=default.threshold)
+    p.add_argument("--smooth-steps", type=int, default=default.smooth_steps)
+    p.add_argument("--refractory", type=float, default=default.refractory_seconds,
+                   help="seconds without a second detection")  # fmt: skip
+    p.add_argument("--block-seconds", type=float, default=1.0, help="read and score blocks")
+    p.add_argument(
+        "--chime", type=Path, metavar="OUT.wav",
+        help="also write the recording (mono, at the detector's rate) with a chime at each "
+        "detection",
+    )  # fmt: skip
+    p.set_defaults(handler=detect_main)
+
+
+def detect_main(args: argparse.Namespace) -> int:
+    """``audioclf detect``: detections on stdout (``time_s<TAB>score``), the summary on stderr."""
+    import time
+
+    from audioclf.config import ConfigError
+    from audioclf.trigger.detection import DetectConfig
+    from audioclf.trigger.listen import Listened, audio_blocks, listen
+
+    try:
+        cfg = DetectConfig(
+            smooth_steps=args.smooth_steps,
+            threshold=args.threshold,
+            refractory_seconds=args.refractory,
+        )
+        if args.block_seconds <= 0:
+            raise ConfigError(f"block_seconds: must be > 0, got {args.block_seconds}")
+    except ConfigError as err:
+        key, _, why = str(err).partition(": ")
+        flag = {"refractory_seconds": "refractory"}.get(key, key).replace("_", "-")
+        print(f"audioclf detect: --{flag}: {why}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        from audioclf.trigger.export import load_detector
+
+        detector = load_detector(args.model)
+        info, blocks = audio_blocks(args.path, detector.sample_rate, args.block_seconds)
+    except (FileNotFoundError, AudioError) as err:
+        print(f"audioclf detect: {err}", file=sys.stderr)
+        return 2
+    loaded = time.perf_counter() - start
+    print("time_s\tscore", flush=True)
+    done = Listened(0.0, 0.0, 0)
+    for event in listen(detector, blocks, cfg, args.chime, done):
+        print(f"{event.time:.2f}\t{event.score:.3f}", flush=True)
+    channels = "mono" if info.channels == 1 else f"{info.channels} channels"
+    print(
+        f"audioclf detect: {done.events} detections in {done.seconds:.1f} s of {args.path} "
+        f"({info.samplerate} Hz {channels} -> {detector.sample_rate} Hz mono); model "
+        f"{detector.model_name} (loaded in {loaded:.1f} s); threshold {cfg.threshold:g}, "
+        f"smoothing {cfg.smooth_steps} steps, refractory {cfg.refractory_seconds:g} s; "
+        f"real-time factor {done.real_time_factor:.4f} ({done.wall_seconds:.1f} s)"
+        + (f"; wrote {args.chime} with a chime at each detection" if args.chime else ""),
+        file=sys.stderr,
+    )
+    return 0
 
 
 def model_folder(model: str, tmp: Path) -> Path:

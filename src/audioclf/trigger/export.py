@@ -51,6 +51,10 @@ class LeftPad(keras.layers.Layer):
 
 def build(trained, features: dict[str, Any], geo: Geometry):  # -> keras.Model
     """Wrap ``trained`` ((clips, frames, bins) -> (clips, steps)) to take the raw wave."""
+    # The trained model's layers in a new, uncompiled model: the detector must not carry the
+    # training loss (audioclf.trigger.training's WeightedBCE), which a process that never
+    # imported it could not load.
+    trained = keras.Model(trained.inputs, trained.outputs, name=trained.name)
     wave = keras.Input(shape=(None,), name="wave")
     feats = FeatureLayer(features, geo.sample_rate, name="features")(wave)
     unpadded = keras.Model(wave, trained(feats), name="unpadded")
@@ -152,7 +156,7 @@ def load_detector(path: str | Path) -> Detector:
                 "folder that holds detector.keras and detector.json"
             )
     meta = json.loads((folder / META_FILE).read_text())
-    model = keras.models.load_model(folder / MODEL_FILE)
+    model = keras.models.load_model(folder / MODEL_FILE, compile=False)
     return Detector(
         model=model,
         model_name=meta["model"],
