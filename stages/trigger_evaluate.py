@@ -64,6 +64,14 @@ SYNTH = Path("data/trigger/synth")
 MODEL = Path("data/trigger/model")
 REPORTS = Path("reports/trigger")
 CLEAN = "clean"
+# The sections logged to MLflow with the run (as trigger_train names them: data.*, model.*).
+LOGGED_SECTIONS = (
+    "trigger.data",
+    "trigger.model",
+    "trigger.train",
+    "trigger.detect",
+    "trigger.evaluate",
+)
 # What metrics.json takes from trigger_train's summary.json.
 TRAINED = ("train_seconds", "seconds_per_epoch", "epochs_run", "best_epoch", "trainable_params")
 
@@ -207,18 +215,11 @@ def main() -> None:
     detect_cfg = parse(DetectConfig, section(params, "trigger.detect"), "trigger.detect")
     cfg = parse(EvaluateConfig, section(params, "trigger.evaluate"), "trigger.evaluate")
     parse_corruptions(cfg.corruptions, "trigger.evaluate.corruptions")  # fail before work
-    data = section(params, "trigger.data")
     label_seconds = convert(
         float, section(params, "trigger.data.label_seconds"), "trigger.data.label_seconds"
     )
     experiment = convert(str, section(params, "trigger.experiment"), "trigger.experiment")
-    logged = {
-        "data": data,
-        "model": section(params, "trigger.model"),
-        "train": section(params, "trigger.train"),
-        "detect": section(params, "trigger.detect"),
-        "evaluate": section(params, "trigger.evaluate"),
-    }
+    logged = {key.removeprefix("trigger."): section(params, key) for key in LOGGED_SECTIONS}
     history = read_history(MODEL / "history.csv")
     run_id, restored = tracking.evaluation_run(
         experiment, tracking.read_run_file(MODEL), history, tracking.run_tags()

@@ -6,6 +6,8 @@ temporary git + DVC repository, the MLflow run, `audioclf detect` on a long WAV)
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +160,93 @@ def test_evaluate_and_compare_stages_on_a_hand_built_detector(tmp_path, monkeypa
     assert "frr@0fa | frr@30fa | frr@100fa" in md
     description = client.get_experiment(run.info.experiment_id).tags["mlflow.note.content"]
     assert description == md
+
+
+# --- end to end: `dvc repro trigger/dvc.yaml` in a temporary git + DVC repository ----------
+
+# The task at a tiny size: 4-s clips, few voices, 30 s of negative audio, a small stream_cnn
+# for 2 epochs; everything else is the default config.
+TINY_DATA = {
+    "clip_seconds": 4.0,
+    "clips": {"train": 12, "validation": 4, "test": 4},
+    "triggers_per_clip": [1, 2],
+    "negatives_per_clip": [0, 1],
+    "speakers": {"train": 2, "validation": 1, "test": 1},
+    "negative_words": ["banana", "window"],
+    "trigger_takes": 2,
+    "negative_takes": 1,
+    "background_kinds": ["pink", "babble"],
+    "bank_seconds": 3.0,
+    "noise_kinds": ["white", "babble"],
+    "noise_seconds": 2.0,
+    "negative_minutes": 0.5,  # 30 s: one false accept = 120 FA/h
+}
+TINY_MODEL = {"front_filters": 8, "filters": 8, "dilations": [1, 2]}
+STAGES = ("trigger_synth", "trigger_train", "trigger_evaluate", "trigger_compare")
+
+
+@pytest.mark.e2e
+def test_the_trigger_task_end_to_end(tmp_path) -> None:
+    from tests.test_e2e import copy_of_project, mlflow_client, sh
+
+    repo = copy_of_project(tmp_path / "repo")
+    params = composed(["trigger/model=stream_cnn"])
+    trigger = params["trigger"]
+    trigger["data"] |= TINY_DATA
+    trigger["model"] |= TINY_MODEL
+    trigger["train"] |= {"epochs": 2, "batch_size": 8}
+    trigger["evaluate"]["fa_per_hour"] = [50.0, 500.0]  # 50 is below the resolution
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    out = sh(repo, "dvc", "repro", "trigger/dvc.yaml", timeout=900)
+    print("\n".join(line for line in out.splitlines() if line.startswith("[trigger_")))
+    assert [s for s in STAGES if f"Running stage 'trigger/dvc.yaml:{s}'" in out] == list(STAGES)
+    info = json.loads((repo / "data/trigger/synth/info.json").read_text())
+    assert info["splits"] == {"train": 12, "validation": 4, "test": 4}
+    metrics = json.loads((repo / "reports/trigger/metrics.json").read_text())
+    assert metrics["negative_seconds"] == pytest.approx(30.0)
+    assert metrics["fa_resolution_per_hour"] == pytest.approx(120.0)
+    assert set(metrics) >= {"clean", "noise_snr10", "noise_snr0", "reverb_rt06"}
+    clean = metrics["clean"]
+    assert clean["triggers"] == metrics["test_triggers"] >= 4
+    assert 0.0 <= clean["frr"] <= 1.0 and 0.0 <= metrics["per_step_accuracy"] <= 1.0
+    assert clean["fa_per_hour"] == pytest.approx(120.0 * clean["false_accepts"])
+    assert "frr_at_500fa" in clean and "frr_at_50fa" not in clean
+    det = (repo / "reports/trigger/det.csv").read_text().splitlines()
+    assert len(det) == 1 + 4 * 104  # 4 conditions x (101 + 3 tail) thresholds (0.5 is on the grid)
+    assert (repo / "reports/trigger/det.png").read_bytes()[:4] == b"\x89PNG"
+
+    # One MLflow run, started by train and finished by evaluate, with the metrics.
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name(trigger["experiment"])
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and "restored_from" not in run.data.tags
+    assert run.data.params["model.name"] == "stream_cnn"
+    assert run.data.params["detect.threshold"] == "0.5"
+    assert run.data.metrics["clean/fa_per_hour"] == pytest.approx(clean["fa_per_hour"])
+    assert run.data.metrics["clean/frr"] == pytest.approx(clean["frr"])
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1  # train's epochs
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "det.csv", "det.png", "model"} <= artifacts
+    md = (repo / "reports/trigger/comparison.md").read_text()
+    assert "| stream_cnn | none |" in md and "frr@500fa" in md
+    assert experiment.tags["mlflow.note.content"] == md
+
+    # Nothing changed: nothing runs again.
+    again = sh(repo, "dvc", "repro", "trigger/dvc.yaml")
+    assert not any(f"Running stage 'trigger/dvc.yaml:{s}'" in again for s in STAGES), again
+
+    # `audioclf detect` on the negative audio (a long WAV, read block by block) finds what
+    # evaluate counted as its false accepts: what is measured is what users get.
+    chimed = tmp_path / "chimed.wav"
+    cli = subprocess.run(
+        [sys.executable, "-m", "audioclf.cli", "detect", "data/trigger/synth/negative.wav",
+         "--chime", str(chimed)],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    lines = cli.stdout.splitlines()
+    assert lines[0] == "time_s\tscore" and len(lines) - 1 == clean["false_accepts"]
+    assert f"{clean['false_accepts']} detections in 30.0 s" in cli.stderr
+    assert "real-time factor" in cli.stderr
+    assert sf.info(chimed).frames == 30 * DETECTOR_RATE
