@@ -243,9 +243,10 @@ def test_a_queued_sweep_watched_live_then_its_datasets_and_champion_in_mlflow_ui
                 look(f"experiments/{experiment_id}/runs/{run.info.run_id}")
                 page.get_by_text("epoch_seconds", exact=True).first.wait_for()
                 text = page.inner_text("body")
-                logged = len(client.get_metric_history(run.info.run_id, "loss"))
+                # Read after the look: the page may show an epoch logged since `history`.
+                history = client.get_metric_history(run.info.run_id, "loss")
                 seen.append((run.info.run_name, shown_status(text), shown_epoch(text, history),
-                             logged))  # fmt: skip
+                             len(history)))  # fmt: skip
             if chart is None and any(len(h) >= 2 for _, h in training):
                 # The chart view of the sweep while it trains: each epoch metric, every run.
                 look(f"experiments/{experiment_id}/runs?compareRunsMode=CHART")
