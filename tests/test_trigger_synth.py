@@ -350,3 +350,36 @@ def test_a_missing_word_folder_fails_listing_the_folders(tmp_path: Path) -> None
         ConfigError, match=r"trigger.data.word: no folder 'activate'.*left, right, up"
     ):
         run_stage(tmp_path, data)
+
+
+def test_split_salt_draws_another_speaker_split(tmp_path: Path) -> None:
+    """A folder whose speakers the plain rule puts in train and validation only (as
+    speech_commands_v001_subset): it fails; with split_salt every split gets its speakers."""
+    rng = np.random.default_rng(6)
+
+    def split(name: str, salt: str) -> str:
+        return which_set(f"x/{name}_nohash_0.wav", 10.0, 10.0, salt=salt)
+
+    speakers, i = [], 0
+    for wanted in ("train", "train", "validation", "test"):
+        while split(name := f"{i:08x}", "s") != wanted or split(name, "") == "test":
+            i += 1
+        speakers.append(name)
+        i += 1
+    root = tmp_path / "sc"
+    for word in ("right", "left"):
+        (root / word).mkdir(parents=True)
+        for s in speakers:
+            write_wav(root / word / f"{s}_nohash_0.wav", tone_word(rng, 0.4), 16000)
+    (root / NOISE_DIR).mkdir()
+    write_wav(root / NOISE_DIR / "hum.wav", 0.1 * rng.standard_normal(16000 * 20), 16000)
+    data = {"name": "folder", "path": str(root), "word": "right", **FOLDER}
+    with pytest.raises(ConfigError, match=r"testing_percentage: .*split_salt"):
+        run_stage(tmp_path, data, "plain")
+    out = run_stage(tmp_path, {**data, "split_salt": "s"}, "salted")
+    info = json.loads((out / "info.json").read_text())
+    assert info["speakers"] == {
+        "train": sorted(speakers[:2]),
+        "validation": [speakers[2]],
+        "test": [speakers[3]],
+    }
