@@ -4,13 +4,15 @@ The default model (spec_cnn2d at its default size, from params.yaml) trains thro
 ``audioclf.training.fit`` (the train stage's own code: early stopping, checkpoint, timer) on
 generated log-mel-shaped features (clips x 98 frames x 40 bins, 12 classes), so no pipeline
 data is needed. The baseline (no live logging) and the live run (each epoch logged to a real
-SQLite store in a temporary folder, with the store lock, as the train stage does) alternate
-``--repeats`` times in one process after a warm-up fit; each fit's wall time is divided by its
-epochs. Printed: the median seconds per epoch of each and their ratio, and the time of the
-logging call itself (a steadier figure on a shared machine, where epoch times vary more than
-the overhead) as a share of the baseline epoch.
+SQLite store in a temporary folder, with the store lock, as the train stage does) run as
+``--pairs`` pairs in one process after a warm-up fit, in ABBA order (baseline-live, then
+live-baseline, ...), so a slow drift of the machine's load falls on both kinds alike; each
+fit's wall time is divided by its epochs. Printed: each pair's ratio live/baseline and their
+median (the headline: on a shared machine a pair's two fits, run back to back, see similar
+load, while fits minutes apart do not), the median seconds per epoch of each kind, and the time
+of the logging call itself as a share of the baseline epoch.
 
-    python benchmarks/live_logging_overhead.py [--clips 2048] [--epochs 3] [--repeats 3]
+    python benchmarks/live_logging_overhead.py [--clips 1024] [--epochs 2] [--pairs 6]
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ def one_fit(x, y, cfg: TrainConfig, work: Path, on_epoch) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=2048)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per timed fit")
-    parser.add_argument("--repeats", type=int, default=3, help="timed fits of each kind")
+    parser.add_argument("--clips", type=int, default=1024)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit")
+    parser.add_argument("--pairs", type=int, default=6, help="(baseline, live) pairs, ABBA")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.clips, *SHAPE)).astype(np.float32)
@@ -76,14 +78,17 @@ def main() -> None:
 
         one_fit(x, y, TrainConfig(epochs=1, batch_size=64), work, None)  # warm-up: tracing
         seconds: dict[str, list[float]] = {"baseline": [], "live": []}
-        for _ in range(args.repeats):
-            seconds["baseline"].append(one_fit(x, y, cfg, work, None))
-            seconds["live"].append(one_fit(x, y, cfg, work, live))
+        callbacks = {"baseline": None, "live": live}
+        for pair in range(args.pairs):
+            order = ("baseline", "live") if pair % 2 == 0 else ("live", "baseline")
+            for kind in order:
+                seconds[kind].append(one_fit(x, y, cfg, work, callbacks[kind]))
         logged = len(tracking.client().get_metric_history(run_id, "loss"))
         tracking.end_run(run_id, "FINISHED")
 
     base, with_live = (statistics.median(seconds[k]) for k in ("baseline", "live"))
-    print(f"{args.clips} clips, {args.epochs} epochs x {args.repeats} fits of each kind")
+    ratios = [live / b for live, b in zip(seconds["live"], seconds["baseline"], strict=True)]
+    print(f"{args.clips} clips, {args.epochs} epochs per fit, {args.pairs} pairs in ABBA order")
     for kind, values in seconds.items():
         print(f"{kind}: {' '.join(f'{v:.3f}' for v in values)} s/epoch")
     print(f"epochs logged live: {logged}")
@@ -92,10 +97,10 @@ def main() -> None:
         f"one epoch's live log call: median {cost * 1000:.1f} ms (max {max(log_seconds) * 1000:.1f}"
         f" ms) = {cost / base * 100:.3f} % of a baseline epoch"
     )
-    print(
-        f"median s/epoch: baseline {base:.3f}, live logging {with_live:.3f}; "
-        f"ratio live/baseline {with_live / base:.4f} ({(with_live / base - 1) * 100:+.2f} %)"
-    )
+    print(f"median s/epoch: baseline {base:.3f}, live logging {with_live:.3f}")
+    print(f"per-pair ratios live/baseline: {' '.join(f'{r:.4f}' for r in ratios)}")
+    ratio = statistics.median(ratios)
+    print(f"median per-pair ratio live/baseline: {ratio:.4f} ({(ratio - 1) * 100:+.2f} %)")
 
 
 if __name__ == "__main__":

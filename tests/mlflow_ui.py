@@ -168,8 +168,9 @@ def experiment_id(base_url: str, experiment_name: str) -> str:
 
 
 @contextlib.contextmanager
-def opened(url: str) -> Iterator[Page]:
-    """Headless Chromium on ``url`` (1920 x 1080), closed on the way out."""
+def opened(url: str, viewport: tuple[int, int] = (1920, 1080)) -> Iterator[Page]:
+    """Headless Chromium on ``url`` (``viewport``: width, height in CSS pixels), closed on the
+    way out."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -177,7 +178,8 @@ def opened(url: str) -> Iterator[Page]:
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            width, height = viewport
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(url, wait_until="domcontentloaded")
             yield page
@@ -192,10 +194,10 @@ def close_assistant(page: Page) -> None:
         assistant.first.click()
 
 
-def snapshot(page: Page, screenshot: Path) -> str:
-    """Save a full-page PNG to ``screenshot``; return the page's text."""
+def snapshot(page: Page, screenshot: Path, full_page: bool = True) -> str:
+    """Save a PNG of the page (or of the viewport only) to ``screenshot``; return its text."""
     screenshot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(screenshot), full_page=True)
+    page.screenshot(path=str(screenshot), full_page=full_page)
     return page.inner_text("body")
 
 
@@ -213,16 +215,20 @@ def show_experiment(
     """
     url = f"{base_url}/#/experiments/{experiment_id(base_url, experiment_name)}/runs"
     with opened(url) as page:
-        page.locator(".ag-center-cols-container .ag-row").first.wait_for()
-        close_assistant(page)
-        expand = page.locator(
-            '[data-component-id="mlflow.experiment.metadata_editor.expand_button"]'
-        )
-        if expand.count():  # only there when the experiment has a description
-            expand.first.click()
-        for metric in metrics:
-            show_column(page, metric)
+        show_runs_table(page, metrics)
         return snapshot(page, screenshot)
+
+
+def show_runs_table(page: Page, metrics: Sequence[str], expand_description: bool = True) -> None:
+    """On an open runs page: wait for rows, close the assistant, expand the description (if
+    any, and if asked) and show each of `metrics` as a column."""
+    page.locator(".ag-center-cols-container .ag-row").first.wait_for()
+    close_assistant(page)
+    expand = page.locator('[data-component-id="mlflow.experiment.metadata_editor.expand_button"]')
+    if expand_description and expand.count():  # only there when there is a description
+        expand.first.click()
+    for metric in metrics:
+        show_column(page, metric)
 
 
 def show_column(page: Page, metric: str) -> None:

@@ -262,6 +262,44 @@ def test_dvc_yaml_lists_exactly_the_params_each_stage_reads(stage: str) -> None:
     assert declared == covered
 
 
+# The trigger-word task's pipeline (trigger/dvc.yaml, every stage run from the root): the
+# same checks. Its stages read the root params.yaml's `trigger:` section.
+TRIGGER_DVC = yaml.safe_load((ROOT / "trigger" / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", list(TRIGGER_DVC))
+def test_trigger_dvc_yaml_lists_exactly_the_code_each_stage_imports(stage: str) -> None:
+    module = ROOT / "stages" / f"{stage}.py"
+    assert TRIGGER_DVC[stage]["cmd"] == f"python -m stages.{stage}"
+    assert TRIGGER_DVC[stage]["wdir"] == ".."  # paths below are from the repository root
+    declared = {d for d in TRIGGER_DVC[stage]["deps"] if d.startswith(("src/", "stages/"))}
+    expected = {p.relative_to(ROOT).as_posix() for p in package_imports(module)}
+    expected.add(f"stages/{stage}.py")
+    assert declared == expected
+
+
+@pytest.mark.parametrize("stage", list(TRIGGER_DVC))
+def test_trigger_dvc_yaml_lists_exactly_the_params_each_stage_reads(stage: str) -> None:
+    declared = set(TRIGGER_DVC[stage].get("params", []))
+    read = sections_read(ROOT / "stages" / f"{stage}.py")
+    covered = {k for k in read if not any(k.startswith(f"{d}.") for d in read - {k})}
+    assert declared == covered
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "trigger/data").glob("*.yaml")))
+def test_every_trigger_data_option_composes_and_validates(option: str) -> None:
+    from audioclf.trigger.recordings import FolderConfig
+    from audioclf.trigger.synthesis import SynthesisConfig
+
+    overrides = [f"trigger/data={option}"]
+    if option == "folder":
+        overrides.append("trigger.data.path=some/folder")  # required: no default folder
+    data = composed(overrides)["trigger"]["data"]
+    schema = {"synthetic": SynthesisConfig, "folder": FolderConfig}[data["name"]]
+    assert data["name"] == option
+    parse(schema, data, "trigger.data")
+
+
 def test_an_unknown_model_option_is_refused_listing_the_models() -> None:
     """`dvc exp run -S model=resnet` fails in composition, before any stage runs."""
     from hydra.errors import MissingConfigException

@@ -12,7 +12,10 @@ import pytest
 import soundfile as sf
 import yaml
 
+from audioclf.audio_io import write_wav
 from audioclf.config import ConfigError, parse
+from audioclf.layout import NOISE_DIR
+from audioclf.splits import which_set
 from audioclf.trigger.labels import step_labels
 from audioclf.trigger.synthesis import SynthesisConfig, place, split_speakers, synthetic_sources
 
@@ -257,3 +260,126 @@ def test_the_default_config_validates() -> None:
     cfg = parse(SynthesisConfig, params["trigger"]["data"], "trigger.data")
     assert cfg.word == "activate" and cfg.clip_samples == 160000
     assert cfg.label_seconds == 0.5 and cfg.negative_minutes == 5.0
+
+
+# --- the folder option ----------------------------------------------------------------------
+
+
+def hashed_speakers(split: str, n: int, salt: str = "") -> list[str]:
+    """``n`` speaker ids that audioclf.splits puts in ``split`` (10 % / 10 %)."""
+    out, i = [], 0
+    while len(out) < n:
+        name = f"{salt}{i:08x}"
+        if which_set(f"x/{name}_nohash_0.wav", 10.0, 10.0) == split:
+            out.append(name)
+        i += 1
+    return out
+
+
+def tone_word(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """A 1-s recording: a tone burst of ``seconds`` in quiet noise (a stand-in word)."""
+    wave = 0.001 * rng.standard_normal(16000)
+    n = int(seconds * 16000)
+    start = int(rng.integers(0, 16000 - n))
+    t = np.arange(n) / 16000
+    wave[start : start + n] += 0.5 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
+    return wave.astype(np.float32)
+
+
+def make_folder(root: Path, test_speakers: int = 1) -> Path:
+    """A Speech-Commands-like folder: right/ (trigger), left/ and up/ (negatives), noise,
+    one unreadable file; speakers hashed into every split (test: ``test_speakers``)."""
+    rng = np.random.default_rng(5)
+    speakers = hashed_speakers("train", 3) + hashed_speakers("validation", 1)
+    speakers += hashed_speakers("test", test_speakers)
+    for word, seconds in (("right", 0.5), ("left", 0.4), ("up", 0.3)):
+        (root / word).mkdir(parents=True)
+        for s in speakers:
+            write_wav(root / word / f"{s}_nohash_0.wav", tone_word(rng, seconds), 16000)
+    (root / "left" / "deadbeef_nohash_1.wav").write_bytes(b"RIFF not really a wav")
+    (root / NOISE_DIR).mkdir()
+    write_wav(root / NOISE_DIR / "hum.wav", 0.1 * rng.standard_normal(16000 * 20), 16000)
+    return root
+
+
+FOLDER = {k: v for k, v in TINY.items() if k in ("clip_seconds", "clips", "negative_minutes")}
+
+
+def test_the_folder_option_gives_the_same_outputs_from_real_recordings(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "sc")
+    data = {"name": "folder", "path": str(root), "word": "right", **FOLDER}
+    out = run_stage(tmp_path, data)
+    info = json.loads((out / "info.json").read_text())
+    assert info["word"] == "right" and info["source"] == "folder"
+    assert [len(info["speakers"][s]) for s in ("train", "validation", "test")] == [3, 1, 1]
+    assert info["skipped"] == 1
+    report = (out / "report.csv").read_text().splitlines()
+    assert report[0] == "path,reason" and report[1].startswith("left/deadbeef_nohash_1.wav,")
+    assert len(report) == 2
+    for split in ("train", "validation", "test"):
+        clips = np.load(out / split / "clips.npy")
+        assert clips.dtype == np.float32 and clips.shape == (info["splits"][split], 64000)
+        for r in records(out, split):
+            for e in r["events"]:
+                assert (
+                    e["word"] == "right" if e["kind"] == "trigger" else e["word"] in ("left", "up")
+                )
+                # the trimmed tone: 0.5 s, 0.4 s or 0.3 s long (+- a sample)
+                assert (
+                    abs(e["end"] - e["start"] - {"right": 0.5, "left": 0.4, "up": 0.3}[e["word"]])
+                    < 1e-3
+                )
+                assert e["speaker"] in info["speakers"][split]
+            assert r["background"] == "hum"
+    assert sorted(p.name for p in (out / "noise").iterdir()) == ["hum.wav"]
+    events = [json.loads(line) for line in (out / "negative.jsonl").read_text().splitlines()]
+    assert all(e["kind"] == "negative" for e in events)
+
+
+def test_a_split_without_a_trigger_speaker_fails_naming_the_key(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "sc", test_speakers=0)
+    data = {"name": "folder", "path": str(root), "word": "right", **FOLDER}
+    with pytest.raises(ConfigError, match=r"trigger.data.testing_percentage: no trigger recording"):
+        run_stage(tmp_path, data)
+
+
+def test_a_missing_word_folder_fails_listing_the_folders(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "sc")
+    data = {"name": "folder", "path": str(root), "word": "activate", **FOLDER}
+    with pytest.raises(
+        ConfigError, match=r"trigger.data.word: no folder 'activate'.*left, right, up"
+    ):
+        run_stage(tmp_path, data)
+
+
+def test_split_salt_draws_another_speaker_split(tmp_path: Path) -> None:
+    """A folder whose speakers the plain rule puts in train and validation only (as
+    speech_commands_v001_subset): it fails; with split_salt every split gets its speakers."""
+    rng = np.random.default_rng(6)
+
+    def split(name: str, salt: str) -> str:
+        return which_set(f"x/{name}_nohash_0.wav", 10.0, 10.0, salt=salt)
+
+    speakers, i = [], 0
+    for wanted in ("train", "train", "validation", "test"):
+        while split(name := f"{i:08x}", "s") != wanted or split(name, "") == "test":
+            i += 1
+        speakers.append(name)
+        i += 1
+    root = tmp_path / "sc"
+    for word in ("right", "left"):
+        (root / word).mkdir(parents=True)
+        for s in speakers:
+            write_wav(root / word / f"{s}_nohash_0.wav", tone_word(rng, 0.4), 16000)
+    (root / NOISE_DIR).mkdir()
+    write_wav(root / NOISE_DIR / "hum.wav", 0.1 * rng.standard_normal(16000 * 20), 16000)
+    data = {"name": "folder", "path": str(root), "word": "right", **FOLDER}
+    with pytest.raises(ConfigError, match=r"testing_percentage: .*split_salt"):
+        run_stage(tmp_path, data, "plain")
+    out = run_stage(tmp_path, {**data, "split_salt": "s"}, "salted")
+    info = json.loads((out / "info.json").read_text())
+    assert info["speakers"] == {
+        "train": sorted(speakers[:2]),
+        "validation": [speakers[2]],
+        "test": [speakers[3]],
+    }

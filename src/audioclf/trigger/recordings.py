@@ -6,8 +6,9 @@
 The folder ``word`` gives the triggers, every other word folder (or those listed in
 ``negative_words``) the negatives, ``_background_noise_`` the backgrounds. Speakers are
 hashed into train / validation / test by the classifier's rule (audioclf.splits.which_set,
-the part of the name before ``_nohash_``), so no speaker is in two splits, and a split
-without a trigger speaker is an error naming the percentage to change. Each background
+the part of the name before ``_nohash_``; ``split_salt`` draws another, equally stable,
+split), so no speaker is in two splits, and a split without a trigger speaker is an error
+naming the percentage to change. Each background
 recording is cut in time into four disjoint parts: train, validation, test, and the held-out
 noise of the corrupted conditions (noise/*.wav). Each recording is read as mono at
 ``sample_rate``, its silence trimmed (``trim_threshold`` x its peak) and its peak set to 1;
@@ -42,6 +43,7 @@ class FolderConfig(SceneConfig):
     negative_words: tuple[str, ...] = ()  # negative word folders; empty: every other folder
     validation_percentage: float = 10.0  # of speakers (by hash) in validation
     testing_percentage: float = 10.0  # of speakers (by hash) in test
+    split_salt: str = ""  # "": TensorFlow's hash rule; any text: another draw (see below)
     trim_threshold: float = 0.1  # a word's extent: samples above this x its peak
     # Fractions of every background recording's length (in this order after train's part).
     background_validation: float = 0.15
@@ -147,7 +149,9 @@ def folder_sources(
             continue
         name = f"{word}/{path.name}"
         speaker = path.stem.split("_nohash_")[0]
-        by_split[which_set(name, v, t)].append(Utterance(kind, word, speaker, wave))
+        by_split[which_set(name, v, t, salt=cfg.split_salt)].append(
+            Utterance(kind, word, speaker, wave)
+        )
     for split in SPLITS:
         kinds = {u.kind for u in by_split[split]}
         for kind, key in (("trigger", "word"), ("negative", "negative_words")):
@@ -160,8 +164,10 @@ def folder_sources(
                 }
                 raise ConfigError(
                     f"trigger.data.{key}: no {kind} recording's speaker hashes into {split} "
-                    f"(speakers of {kind}s per split: {counts}); raise {key} or use a folder "
-                    "with more speakers"
+                    f"(speakers of {kind}s per split: {counts}); raise {key}, or set "
+                    "trigger.data.split_salt to any text for another draw (a folder made of "
+                    "one split of a dataset, as Speech Commands' train + validation speakers, "
+                    "has none of its test speakers by the plain rule), or use more speakers"
                 )
 
     backgrounds: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in SPLITS}

@@ -153,7 +153,7 @@ class SynthesisConfig(SceneConfig):
         default_factory=lambda: {"train": 40, "validation": 10, "test": 10}
     )  # speakers per split; disjoint, validation and test voices held out
     trigger_takes: int = 10  # utterances of the trigger per speaker
-    negative_takes: int = 2  # utterances of each negative word per speaker
+    negative_takes: int = 1  # utterances of each negative word per speaker
     rate_jitter_wpm: int = 20  # per-take rate change, uniform +-, words per minute
     pitch_jitter: int = 8  # per-take pitch and intonation-range change, uniform +-
     background_kinds: tuple[BackgroundKind, ...] = ("white", "pink", "brown", "babble", "babble")
