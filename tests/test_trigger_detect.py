@@ -484,3 +484,23 @@ def test_comparison_table_puts_the_lowest_frr_at_zero_false_accepts_first() -> N
     assert md.splitlines()[0].startswith("| run | data | model | augment | threshold | frr |")
     assert "| b | synthetic | stream_cnn | heavy | 0.5 | 0.150 | 24.0 | 0.200 | 0.100 |" in md
     assert table(pd.DataFrame()).empty
+
+
+def test_composed_detect_and_evaluate_sections_validate_and_name_bad_keys() -> None:
+    from audioclf.config import section
+    from audioclf.corruption import parse_corruptions
+    from audioclf.trigger.metrics import EvaluateConfig
+    from tests.test_config import composed
+
+    params = composed()
+    parse(DetectConfig, section(params, "trigger.detect"), "trigger.detect")
+    cfg = parse(EvaluateConfig, section(params, "trigger.evaluate"), "trigger.evaluate")
+    sets = parse_corruptions(cfg.corruptions, "trigger.evaluate.corruptions")
+    assert [s.name for s in sets] == ["noise_snr10", "noise_snr0", "reverb_rt06"]
+    bad = composed(["trigger.evaluate.fa_per_hour=[0.0,20.0]"])
+    with pytest.raises(ConfigError, match=r"trigger.evaluate.fa_per_hour: each must be > 0"):
+        parse(EvaluateConfig, section(bad, "trigger.evaluate"), "trigger.evaluate")
+    bad = composed(["+trigger.evaluate.corruptions.noise.snr10.snr=10"])
+    cfg = parse(EvaluateConfig, section(bad, "trigger.evaluate"), "trigger.evaluate")
+    with pytest.raises(ConfigError, match=r"corruptions.noise.snr10.snr: unknown argument"):
+        parse_corruptions(cfg.corruptions, "trigger.evaluate.corruptions")
