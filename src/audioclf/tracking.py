@@ -545,18 +545,28 @@ CHAMPION = "champion"  # the registry alias of the best run's model
 def log_comparison(experiment: str, df, markdown: str) -> str:  # df: pandas.DataFrame
     """The comparison table as an MLflow table artifact (``comparison.json``, with
     ``comparison.md``) on a run of its own named "comparison" (tag audioclf.kind); the
-    previous comparison run is deleted, so the experiment shows the current table once.
-    Returns the new run's id."""
+    previous (finished) comparison runs are deleted, so the experiment shows the current table
+    once. Returns the new run's id.
+
+    Cluster jobs of one sweep can run ``compare`` at the same moment against one server, where
+    the store lock does not reach: only runs already FINISHED are deleted (never another job's
+    table being written), and a run another job deleted first is skipped."""
+    from mlflow.exceptions import MlflowException
+
     with store_lock():
         c = client()
         experiment_id = get_experiment_id(experiment, c)
-        old = c.search_runs([experiment_id], filter_string=f"tags.`{KIND}` = '{COMPARISON}'")
+        finished = f"tags.`{KIND}` = '{COMPARISON}' and attributes.status = 'FINISHED'"
+        old = c.search_runs([experiment_id], filter_string=finished)
         run = c.create_run(experiment_id, run_name=COMPARISON, tags={KIND: COMPARISON})
         c.log_table(run.info.run_id, data=df, artifact_file="comparison.json")
         c.log_text(run.info.run_id, markdown, "comparison.md")
         c.set_terminated(run.info.run_id, "FINISHED")
         for r in old:
-            c.delete_run(r.info.run_id)
+            try:
+                c.delete_run(r.info.run_id)
+            except MlflowException:  # deleted by a concurrent compare already
+                pass
     return run.info.run_id
 
 
