@@ -86,17 +86,23 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 def markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of ``table``'s output (run ids left out)."""
     formats = {name: fmt for name, _, fmt in COLUMNS}
+    return markdown_table(df, formats, {"run", "data", "model", "features", "augment"}, "{:.4f}")
+
+
+def markdown_table(df: pd.DataFrame, formats: dict[str, str], text: set[str], default: str) -> str:
+    """``df`` (its ``run_id`` column left out) as a GitHub-flavoured Markdown table: each
+    column's cells by its format in ``formats`` (else ``default``), empty for a missing
+    value; the ``text`` columns left-aligned, the others right-aligned."""
     cols = [c for c in df.columns if c != "run_id"]
 
     def cell(col: str, value: object) -> str:
         if value is None or (not isinstance(value, str) and pd.isna(value)):
             return ""
-        return formats.get(col, "{:.4f}").format(value).replace("|", "\\|")
+        return formats.get(col, default).format(value).replace("|", "\\|")
 
-    numeric = {c for c in cols if c not in ("run", "data", "model", "features", "augment")}
     lines = [
         "| " + " | ".join(cols) + " |",
-        "|" + "|".join("---:" if c in numeric else "---" for c in cols) + "|",
+        "|" + "|".join("---" if c in text else "---:" for c in cols) + "|",
     ]
     lines += ["| " + " | ".join(cell(c, row[c]) for c in cols) + " |" for _, row in df.iterrows()]
     return "\n".join(lines) + "\n"

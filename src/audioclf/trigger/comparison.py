@@ -15,6 +15,8 @@ import re
 
 import pandas as pd
 
+from audioclf.comparison import markdown_table
+
 CLEAN = "metrics.clean/"
 # (column, source, format)
 COLUMNS = (
@@ -67,16 +69,4 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 def markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of ``table``'s output (run ids left out)."""
     formats = {name: fmt for name, _, fmt in COLUMNS}
-    cols = [c for c in df.columns if c != "run_id"]
-
-    def cell(col: str, value: object) -> str:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return ""
-        return formats.get(col, "{:.3f}").format(value).replace("|", "\\|")
-
-    lines = [
-        "| " + " | ".join(cols) + " |",
-        "|" + "|".join("---" if c in TEXT else "---:" for c in cols) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(c, row[c]) for c in cols) + " |" for _, row in df.iterrows()]
-    return "\n".join(lines) + "\n"
+    return markdown_table(df, formats, TEXT, "{:.3f}")
