@@ -22,9 +22,7 @@ TensorFlow is imported inside the functions that need it (``import tensorflow`` 
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -37,8 +35,8 @@ from audioclf import choi2017, spectral
 from audioclf.clips import fit_length, resample
 from audioclf.config import ConfigError, check, parse
 from audioclf.npystream import NpyWriter, iter_rows, shape_of
+from audioclf.parallel import thread_map
 from audioclf.tfimport import import_tensorflow
-from audioclf.threads import available_cores
 
 # Clips per thread task of the NumPy transforms (64 1-s 16 kHz clips: 4 MB in, 6.5 MB of
 # complex STFT): the unit of work, the same whatever the number of threads.
@@ -533,24 +531,14 @@ def compute_numpy(
     parts are the same whatever the number of threads, so the output is too. At most
     2 x threads parts are in flight: memory stays bounded.
     """
-    threads = available_cores() if threads is None else threads
 
     def features(waves: np.ndarray) -> np.ndarray:
         return transform(resample_clips(waves, rate_in, rate_out))
 
     parts = (b[i : i + PART] for b in batches for i in range(0, len(b), PART))
-    if threads == 1:
-        yield from map(features, parts)
-        return
     # One BLAS thread per part (the mel matrix product): the parts already use the cores.
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        pending: deque[Future] = deque()
-        for part in parts:
-            pending.append(pool.submit(features, part))
-            if len(pending) > 2 * threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield from thread_map(features, parts, threads)
 
 
 def compute(
