@@ -1,5 +1,9 @@
 """Stage `features`: the spectrogram cache, computed once per data + features params.
 
+The fixed transforms (log-mel, STFT, log-spectrogram, MFCC, wave) run in NumPy/SciPy in one
+thread per core, without importing TensorFlow (``audioclf.features.compute``); a pretrained
+backbone (choi2017, trained) runs in TensorFlow.
+
 Reads:  data/prepared/{train,validation,test}_x.npy, labels.json
 Writes: data/features/{train,validation,test}_x.npy  float32 (clips, frames, bins),
         memory-mappable; labels stay in data/prepared/*_y.npy. Streams: read and written

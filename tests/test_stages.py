@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import json
 import os
 import shutil
@@ -512,9 +513,36 @@ def test_a_folder_dataset_without_noise_runs_every_stage(tmp_path: Path, monkeyp
     assert "test/acc_noise_snr0" in metrics
 
 
+def test_prepare_in_another_number_of_threads_gives_the_same_bytes(pipeline, tmp_path, monkeypatch):
+    """Tasks of 3 files in a different number of threads write what the pipeline wrote."""
+    from audioclf import parallel
+
+    module = importlib.import_module("stages.prepare")
+    work, _ = pipeline
+    shutil.copytree(work / "data/raw", tmp_path / "data/raw")
+    shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "LOAD_PART", 3)
+    threads = 3 if parallel.n_workers() < 3 else 1
+    used = []
+
+    def spy(fn, items, _threads=None):
+        used.append(threads)
+        return parallel.thread_map(fn, items, threads)
+
+    monkeypatch.setattr(module, "thread_map", spy)
+    run_stage("prepare", tmp_path)
+    assert used, "prepare never loaded through thread_map"
+    ours, theirs = tmp_path / "data/prepared", work / "data/prepared"
+    names = sorted(p.name for p in theirs.iterdir())
+    assert sorted(p.name for p in ours.iterdir()) == names
+    for name in names:
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+
+
 @pytest.mark.parametrize(
     ("stage", "inputs"),
-    [("prepare", "data/raw"), ("corrupt", "data/prepared"), ("augment", "data/prepared")],
+    [("corrupt", "data/prepared"), ("augment", "data/prepared")],
 )
 def test_work_fanned_out_to_processes_gives_the_same_bytes(
     pipeline, tmp_path, monkeypatch, stage: str, inputs: str

@@ -39,47 +39,44 @@ class Pcm16:
     frames: int
 
 
-def check_riff(path: Path) -> Pcm16 | None:
+def check_riff(path: str | Path, data: bytes) -> Pcm16 | None:
     """Refuse a WAV whose data chunk is shorter than its header declares (a cut-off copy);
     return where its samples are if it is plain 16-bit PCM (the Speech Commands format).
+    ``data`` is the whole file ``path``.
 
     libsndfile quietly reads what is there; a keyword cut off midway is bad training data.
-    The PCM16 layout lets ``load_audio`` read the samples with one ``np.fromfile``: libsndfile
-    gives the same numbers (int16 / 32768) at several times the cost per 1-s clip.
+    The PCM16 layout lets ``load_audio`` take the samples straight from the bytes it read:
+    libsndfile gives the same numbers (int16 / 32768) at several times the cost per 1-s clip.
     """
-    fmt = None
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None  # not RIFF/WAVE: leave it to libsndfile to accept or refuse
-        size = path.stat().st_size
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                raise AudioError(path, f"truncated (no data chunk in {size} bytes)")
-            tag, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if tag == b"fmt " and length >= 16:
-                body = f.read(length + (length & 1))
-                fmt = struct.unpack("<HHIIHH", body[:16])  # tag, channels, rate, _, _, bits
-                continue
-            if tag == b"data":
-                have = size - f.tell()
-                if have < length:
-                    raise AudioError(
-                        path,
-                        f"truncated (header declares {length} bytes of audio, file holds {have})",
-                    )
-                if fmt is None or fmt[0] != 1 or fmt[5] != 16 or fmt[1] < 1 or fmt[2] < 1:
-                    return None  # not plain PCM16: libsndfile reads it
-                return Pcm16(fmt[2], fmt[1], f.tell(), length // (2 * fmt[1]))
-            f.seek(length + (length & 1), 1)  # chunks are padded to even sizes
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None  # not RIFF/WAVE: leave it to libsndfile to accept or refuse
+    fmt, at, size = None, 12, len(data)
+    while True:
+        if size - at < 8:
+            raise AudioError(path, f"truncated (no data chunk in {size} bytes)")
+        tag, length = data[at : at + 4], struct.unpack_from("<I", data, at + 4)[0]
+        at += 8
+        if tag == b"fmt " and length >= 16 and size - at >= 16:
+            fmt = struct.unpack_from("<HHIIHH", data, at)  # tag, channels, rate, _, _, bits
+        elif tag == b"data":
+            have = size - at
+            if have < length:
+                raise AudioError(
+                    path, f"truncated (header declares {length} bytes of audio, file holds {have})"
+                )
+            if fmt is None or fmt[0] != 1 or fmt[5] != 16 or fmt[1] < 1 or fmt[2] < 1:
+                return None  # not plain PCM16: libsndfile reads it
+            return Pcm16(fmt[2], fmt[1], at, length // (2 * fmt[1]))
+        at += length + (length & 1)  # chunks are padded to even sizes
 
 
-def read_pcm16(path: Path, where: Pcm16) -> np.ndarray:
-    """float32 (frames, channels) in [-1, 1) from a plain PCM16 file, as libsndfile scales."""
-    pcm = np.fromfile(path, dtype="<i2", count=where.frames * where.channels, offset=where.offset)
+def read_pcm16(path: str | Path, data: bytes, where: Pcm16) -> np.ndarray:
+    """float32 (frames, channels) in [-1, 1) from a plain PCM16 file's bytes ``data``, as
+    libsndfile scales."""
     if where.frames == 0:
         raise AudioError(path, "contains no audio frames (truncated?)")
+    count = where.frames * where.channels
+    pcm = np.frombuffer(data, dtype="<i2", count=count, offset=where.offset)
     return (pcm.astype(np.float32) * np.float32(1 / 32768)).reshape(-1, where.channels)
 
 
@@ -108,11 +105,16 @@ def fit_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
 
 def load_audio(path: str | Path, sample_rate: int) -> Loaded:
     """Read ``path`` as mono at ``sample_rate``, any length; AudioError names the file."""
-    path = Path(path)
-    pcm16 = check_riff(path) if path.is_file() and path.stat().st_size > 0 else None
+    try:
+        with open(path, "rb") as f:  # one read: a 1-s 16 kHz clip is 32 KB
+            data = f.read()
+    except OSError:
+        data = b""  # missing, a folder, unreadable: read_wav says which
+    pcm16 = check_riff(path, data) if data else None
     if pcm16 is not None:
-        frames, rate = read_pcm16(path, pcm16), pcm16.rate
+        frames, rate = read_pcm16(path, data, pcm16), pcm16.rate
     else:
+        del data
         frames, rate = read_wav(path)
     notes = []
     peak = 0.0 if pcm16 else float(np.max(np.abs(frames)))  # float files may exceed 1 (PCM not)
