@@ -13,6 +13,9 @@ Writes: data/trigger/synth/info.json            sample rate, clip length, word, 
         data/trigger/synth/<split>/events.jsonl one line per clip: {"clip", "events": [{"kind",
                                                 "word", "speaker", "start", "end", ...}], ...}
         data/trigger/synth/negative.wav, .jsonl trigger-free audio (float32 WAV) and its events
+                                                (test speakers and backgrounds: FA/h)
+        data/trigger/synth/mine.wav, .jsonl     the same from the training speakers and
+                                                backgrounds (hard-negative mining, trigger_mine)
         data/trigger/synth/noise/*.wav          held-out background noise (corrupted conditions)
         data/trigger/synth/report.csv           files skipped (unreadable, silent), and why
 Params: trigger.data
@@ -35,6 +38,7 @@ from audioclf.trigger.recordings import FolderConfig, folder_sources
 from audioclf.trigger.synthesis import (
     SPLITS,
     SynthesisConfig,
+    mine_recording,
     render_clips,
     render_negative,
     synthetic_sources,
@@ -70,6 +74,9 @@ def write(cfg, sources, noise, skipped: list[tuple[str, str]], out: Path, progre
     wave, events = render_negative(cfg, sources["test"])
     write_float_wav(out / "negative.wav", wave, cfg.sample_rate)
     (out / "negative.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    mine, mine_events = mine_recording(cfg, sources["train"])
+    write_float_wav(out / "mine.wav", mine, cfg.sample_rate)
+    (out / "mine.jsonl").write_text("".join(json.dumps(e) + "\n" for e in mine_events))
     (out / "noise").mkdir()
     for name, recording in noise:
         level = min(0.1, 0.99 / float(np.max(np.abs(recording))))  # RMS -20 dB FS, no clipping
@@ -88,6 +95,8 @@ def write(cfg, sources, noise, skipped: list[tuple[str, str]], out: Path, progre
         "speakers": {split: sources[split].speakers for split in SPLITS},
         "negative_seconds": wave.size / cfg.sample_rate,
         "negative_words": len(events),
+        "mine_seconds": mine.size / cfg.sample_rate,
+        "mine_words": len(mine_events),
         "noise": [name for name, _ in noise],
         "skipped": len(skipped),
     }
@@ -114,7 +123,8 @@ def main() -> None:
     timer.summary(
         read,
         f"{clips} clips of {cfg.clip_seconds:g} s and {info['negative_seconds'] / 60:g} min of "
-        f"negative audio to {OUT}",
+        f"negative audio (test speakers), {info['mine_seconds'] / 60:g} min of mining audio "
+        f"(training speakers) to {OUT}",
         f"triggers {info['triggers']}, speakers "
         f"{ {s: len(v) for s, v in info['speakers'].items()} }, {len(skipped)} files skipped",
     )
