@@ -10,7 +10,8 @@ Reads:  data/trigger/round0/detector.keras, detector.json (trigger_train's detec
         data/trigger/synth/mine.wav, mine.jsonl, info.json
 Writes: data/trigger/mined/clips.npy     float32 (clips, clip_samples): one window of mine.wav
                                          per kept false accept, in time order
-        data/trigger/mined/mined.jsonl   one line per clip: {"clip", "time" (s in mine.wav),
+        data/trigger/mined/mined.jsonl   one line per clip: {"clip", "false_accept" (its index
+                                         among all), "time" (s in mine.wav),
                                          "score" (smoothed), "start" (s, the window's),
                                          "offset" (s, the false accept in the clip),
                                          "source", "word" (mine.jsonl's word just before)}
@@ -59,9 +60,12 @@ def mine(detector, cfg: MineConfig, detect: DetectConfig, wav: Path, words: list
     start = time.perf_counter()
     events = false_accepts(detector, blocks, mining_detect_config(detect, cfg))
     seconds = info.frames / info.samplerate
-    kept = [events[i] for i in keep(events, cfg.max_clips)]
+    indices = keep(events, cfg.max_clips)
+    kept = [events[i] for i in indices]
     clip = detector.clip_samples
-    starts = place_windows([e.time for e in kept], info.frames, clip, info.samplerate, cfg.seed)
+    starts = place_windows(
+        [e.time for e in kept], indices, info.frames, clip, info.samplerate, cfg.seed
+    )
     clips = np.zeros((len(kept), clip), np.float32)
     records = []
     for i, (event, first) in enumerate(zip(kept, starts)):
@@ -69,6 +73,7 @@ def mine(detector, cfg: MineConfig, detect: DetectConfig, wav: Path, words: list
         records.append(
             {
                 "clip": i,
+                "false_accept": indices[i],  # its index among all, in time order
                 "time": event.time,
                 "score": event.score,
                 "start": first / info.samplerate,

@@ -87,12 +87,13 @@ def keep(events: list[Event], max_clips: int) -> list[int]:
 
 
 def place_windows(
-    times: list[float], n_samples: int, clip_samples: int, rate: int, seed: int
+    times: list[float], keys: list[int], n_samples: int, clip_samples: int, rate: int, seed: int
 ) -> list[int]:
     """Start sample of each false accept's window (``clip_samples`` long, inside the
     recording of ``n_samples``). The event at ``t`` s ends its step at sample ``round(t *
-    rate)``, which falls at ``p`` samples into its window, ``p`` uniform in [clip / 2, clip]
-    from ``default_rng([seed, i])`` for the i-th event; a window that would pass an end of
+    rate)``, which falls ``p`` samples into its window, ``p`` uniform in [clip / 2, clip]
+    from ``default_rng([seed, key])``, ``key`` the event's index among all the false accepts
+    (so a window does not depend on how many are kept); a window that would pass an end of
     the recording is moved inside it."""
     if n_samples < clip_samples:
         raise ValueError(
@@ -100,8 +101,8 @@ def place_windows(
             "raise trigger.data.mine_minutes"
         )
     starts = []
-    for i, t in enumerate(times):
-        rng = np.random.default_rng([seed, i])
+    for t, key in zip(times, keys, strict=True):
+        rng = np.random.default_rng([seed, key])
         at = int(round(t * rate))
         p = int(rng.integers(clip_samples // 2, clip_samples + 1))
         starts.append(int(np.clip(at - p, 0, n_samples - clip_samples)))
