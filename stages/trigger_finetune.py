@@ -177,7 +177,6 @@ def main() -> None:
     label_seconds = convert(
         float, section(params, "trigger.data.label_seconds"), "trigger.data.label_seconds"
     )
-    info = json.loads((SYNTH / "info.json").read_text())
     round0 = json.loads((ROUND0 / "summary.json").read_text())
     mined_summary = json.loads((MINED / "summary.json").read_text())
     mined = np.load(MINED / "clips.npy", mmap_mode="r")
@@ -199,6 +198,7 @@ def main() -> None:
             log_round(run_id, params, figures)
         timer.summary(str(ROUND0), f"{OUT}: round 0's detector unchanged", why)
         return
+    info = json.loads((SYNTH / "info.json").read_text())
     if mined.shape[1] != int(round(info["clip_seconds"] * info["sample_rate"])):
         raise ValueError(
             f"{MINED}/clips.npy: clips of {mined.shape[1]} samples; re-run trigger_mine"

@@ -7,7 +7,7 @@ period. With mining off (``trigger.mine.epochs`` 0, ``trigger/mine=none``) nothi
 scored and TensorFlow is not imported: the outputs say so, with no clip.
 
 Reads:  data/trigger/round0/detector.keras, detector.json (trigger_train's detector)
-        data/trigger/synth/mine.wav, mine.jsonl, info.json
+        data/trigger/mining/mine.wav, mine.jsonl, info.json (trigger_synth's mining audio)
 Writes: data/trigger/mined/clips.npy     float32 (clips, clip_samples): one window of mine.wav
                                          per kept false accept, in time order
         data/trigger/mined/mined.jsonl   one line per clip: {"clip", "false_accept" (its index
@@ -43,7 +43,7 @@ from audioclf.trigger.mining import (
     place_windows,
 )
 
-SYNTH = Path("data/trigger/synth")
+MINING = Path("data/trigger/mining")
 ROUND0 = Path("data/trigger/round0")
 OUT = Path("data/trigger/mined")
 SOURCE = "mine.wav"
@@ -105,7 +105,7 @@ def main() -> None:
     params = load_params()
     cfg = parse(MineConfig, section(params, "trigger.mine"), "trigger.mine")
     detect = parse(DetectConfig, section(params, "trigger.detect"), "trigger.detect")
-    info = json.loads((SYNTH / "info.json").read_text())
+    info = json.loads((MINING / "info.json").read_text())
     if not cfg.enabled:
         clip = int(round(info["clip_seconds"] * info["sample_rate"]))
         summary = {"enabled": False, "threshold": cfg.threshold, "false_accepts": 0,
@@ -117,8 +117,8 @@ def main() -> None:
     from audioclf.trigger.export import load_detector
 
     detector = load_detector(ROUND0)
-    words = [json.loads(line) for line in (SYNTH / "mine.jsonl").read_text().splitlines() if line]
-    clips, records, summary = mine(detector, cfg, detect, SYNTH / SOURCE, words)
+    words = [json.loads(line) for line in (MINING / "mine.jsonl").read_text().splitlines() if line]
+    clips, records, summary = mine(detector, cfg, detect, MINING / SOURCE, words)
     with atomic_dir(OUT) as tmp:
         write(tmp, clips, records, summary)
     causes = {}
@@ -126,7 +126,7 @@ def main() -> None:
         causes[r["word"]] = causes.get(r["word"], 0) + 1
     top = ", ".join(f"{w} {n}" for w, n in sorted(causes.items(), key=lambda x: -x[1])[:5])
     timer.summary(
-        f"{SYNTH / SOURCE} ({summary['mine_seconds']:.0f} s, training speakers), {ROUND0}",
+        f"{MINING / SOURCE} ({summary['mine_seconds']:.0f} s, training speakers), {ROUND0}",
         f"{summary['clips']} hard-negative clips to {OUT}",
         f"{summary['false_accepts']} false accepts at threshold {cfg.threshold:g} = "
         f"{summary['fa_per_hour']:.1f} FA/h (scored in {summary['score_seconds']:.1f} s); "

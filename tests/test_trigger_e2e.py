@@ -218,7 +218,8 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     assert info["splits"] == {"train": 12, "validation": 4, "test": 4}
     # Mining: 15 s of the training voices, an event each second from the first step on
     # (0.04 s, 1.04 s, ..., 14.08 s: 15 of them), the 4 highest-scoring kept as 4-s clips.
-    assert info["mine_seconds"] == pytest.approx(15.0)
+    mining = json.loads((repo / "data/trigger/mining/info.json").read_text())
+    assert mining["mine_seconds"] == pytest.approx(15.0)
     mined = json.loads((repo / "data/trigger/mined/summary.json").read_text())
     assert (mined["false_accepts"], mined["clips"]) == (15, 4)
     assert mined["fa_per_hour"] == pytest.approx(15 * 240.0)

@@ -134,7 +134,8 @@ AMPLITUDE = {"loud": 0.5, "medium": 0.09, "quiet": 0.02}
 
 def make_mining_repo(root: Path, mine: dict) -> Path:
     """A repository as trigger_train leaves it: params.yaml (``trigger.mine`` updated with
-    ``mine``), data/trigger/synth/ (info.json, mine.wav, mine.jsonl) and round 0's detector."""
+    ``mine``), data/trigger/mining/ (info.json, mine.wav, mine.jsonl) and round 0's
+    detector."""
     from stages.trigger_synth import write_float_wav
     from tests.test_trigger_detect import energy_detector
 
@@ -142,17 +143,17 @@ def make_mining_repo(root: Path, mine: dict) -> Path:
     params["trigger"]["mine"] |= mine
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    synth = root / "data/trigger/synth"
-    synth.mkdir(parents=True)
+    mining = root / "data/trigger/mining"
+    mining.mkdir(parents=True)
     bursts = [(t, AMPLITUDE[k]) for k, ws in (("loud", LOUD), ("medium", MEDIUM),
               ("quiet", QUIET)) for t, _ in ws]  # fmt: skip
-    write_float_wav(synth / "mine.wav", burst_wave(60.0, bursts, np.random.default_rng(1)), RATE)
+    write_float_wav(mining / "mine.wav", burst_wave(60.0, bursts, np.random.default_rng(1)), RATE)
     words = sorted(LOUD + MEDIUM + QUIET)
     lines = [{"kind": "negative", "word": w, "speaker": "s1", "start": t, "end": t + BURST}
              for t, w in words]  # fmt: skip
-    (synth / "mine.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    (mining / "mine.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     info = {"sample_rate": RATE, "clip_seconds": 10.0, "mine_seconds": 60.0}
-    (synth / "info.json").write_text(json.dumps(info))
+    (mining / "info.json").write_text(json.dumps(info))
     round0 = energy_detector(root / "data/trigger/round0")
     (round0 / "history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n")
     summary = {"model": "energy", "train_seconds": 1.0, "epochs_run": 1, "best_epoch": 1,
@@ -191,7 +192,7 @@ def test_mining_finds_the_planted_false_accepts_and_cuts_exactly_their_clips(tmp
     assert summary["mine_seconds"] == 60.0
     assert summary["fa_per_hour"] == pytest.approx(len(planted) * 60.0)
     assert clips.dtype == np.float32 and clips.shape == (len(planted), CLIP)
-    wave, _ = sf.read(repo / "data/trigger/synth/mine.wav", dtype="float32")
+    wave, _ = sf.read(repo / "data/trigger/mining/mine.wav", dtype="float32")
     for i, (r, (start, word)) in enumerate(zip(records, planted)):
         # Smoothed over 5 steps of 40 ms, it fires a few steps into the 0.6-s burst.
         assert start < r["time"] <= start + BURST, (r, start)

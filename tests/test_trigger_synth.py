@@ -193,18 +193,23 @@ def test_the_negative_audio_has_no_trigger(synth: Path) -> None:
 
 
 def mine_events(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "mine.jsonl").read_text().splitlines()]
+    """The mining audio's events (data/trigger/mining beside ``out``, data/trigger/synth)."""
+    text = (out.parent / "mining" / "mine.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def test_the_mining_audio_is_trigger_free_and_from_training_speakers_only(synth: Path) -> None:
     """mine.wav (hard-negative mining) never holds a validation or test voice, nor a
     trigger; it is mixed on its own random stream, so it is not the negative audio's start."""
     info = json.loads((synth / "info.json").read_text())
-    wave, rate = sf.read(synth / "mine.wav", dtype="float32")
-    assert rate == 16000 and wave.shape == (6 * 16000,) and info["mine_seconds"] == 6.0
-    assert sf.info(synth / "mine.wav").subtype == "FLOAT"
+    mining = synth.parent / "mining"
+    about = json.loads((mining / "info.json").read_text())
+    wave, rate = sf.read(mining / "mine.wav", dtype="float32")
+    assert rate == 16000 and wave.shape == (6 * 16000,) and about["mine_seconds"] == 6.0
+    assert sf.info(mining / "mine.wav").subtype == "FLOAT"
+    assert about["speakers"] == info["speakers"]["train"] and about["clip_seconds"] == 4.0
     events = mine_events(synth)
-    assert events and info["mine_words"] == len(events)
+    assert events and about["mine_words"] == len(events)
     assert all(e["kind"] == "negative" for e in events)
     assert {e["speaker"] for e in events} <= set(info["speakers"]["train"])
     spans = [(e["start"], e["end"]) for e in events]
@@ -219,12 +224,29 @@ def test_the_mining_audio_is_trigger_free_and_from_training_speakers_only(synth:
         assert np.mean(wave[s:t] ** 2) > np.mean(around**2)
 
 
+def same_files(a: Path, b: Path) -> None:
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
 def test_reruns_are_byte_identical(synth: Path, tmp_path: Path) -> None:
     again = run_stage(tmp_path, {"name": "synthetic", **TINY})
-    files = sorted(p.relative_to(synth) for p in synth.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
-    for f in files:
-        assert (synth / f).read_bytes() == (again / f).read_bytes(), f
+    same_files(synth, again)
+    same_files(synth.parent / "mining", again.parent / "mining")
+
+
+def test_more_mining_audio_leaves_the_training_and_test_data_as_they_were(
+    synth: Path, tmp_path: Path
+) -> None:
+    """data/trigger/synth does not change with mine_minutes, so DVC does not retrain round 0;
+    the mining audio gets longer, its start unchanged."""
+    longer = run_stage(tmp_path, {"name": "synthetic", **tiny(mine_minutes=0.2)})
+    same_files(synth, longer)
+    short, _ = sf.read(synth.parent / "mining/mine.wav", dtype="float32")
+    long, _ = sf.read(longer.parent / "mining/mine.wav", dtype="float32")
+    assert long.shape == (12 * 16000,) and np.array_equal(long[: 4 * 16000], short[: 4 * 16000])
 
 
 def test_more_workers_give_the_same_sources() -> None:
@@ -371,7 +393,7 @@ def test_the_folder_option_gives_the_same_outputs_from_real_recordings(tmp_path:
     mined = mine_events(out)
     assert mined and all(e["kind"] == "negative" for e in mined)
     assert {e["speaker"] for e in mined} <= set(info["speakers"]["train"])
-    assert sf.info(out / "mine.wav").frames == 6 * 16000
+    assert sf.info(out.parent / "mining/mine.wav").frames == 6 * 16000
 
 
 def test_a_split_without_a_trigger_speaker_fails_naming_the_key(tmp_path: Path) -> None:
