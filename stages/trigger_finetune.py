@@ -2,9 +2,10 @@
 the final detector (audioclf.trigger.mining says why it continues round 0's training).
 
 The round-0 network (trigger_train's model.keras) trains ``trigger.mine.epochs`` more epochs
-on ``trigger.mine.train_clips`` training clips (a seeded subset; labels from their events) plus
-every mined clip (labels all 0), Adam with cosine decay from ``trigger.mine.learning_rate``,
-the loss of round 0 (its positive weight), the epoch with the lowest validation loss kept.
+on the training clips (labels from their events; ``trigger.mine.train_clips``: all, or a
+seeded subset of that many) plus every mined clip (labels all 0), Adam with cosine decay from
+``trigger.mine.learning_rate``, the loss of round 0 (its positive weight), the epoch with the
+lowest validation loss kept.
 With mining off (``trigger.mine.epochs`` 0) the round-0 files are copied unchanged, without
 TensorFlow.
 
