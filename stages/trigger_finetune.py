@@ -18,8 +18,10 @@ Writes: data/trigger/model/detector.keras, detector.json, model.keras   the fina
         data/trigger/model/summary.json   round 0's, plus mined_clips, mine_false_accepts,
                                           mine_fa_per_hour, finetune_epochs, finetune_seconds
         data/trigger/model/finetune_history.csv   per-epoch figures of this round (when on)
+        (the folder is replaced whole: nothing of an earlier run stays)
         the MLflow run trigger_train started (while it awaits evaluation): params mine.*,
-        metrics mine/clips, mine/fa_per_hour and this round's epochs as finetune/<metric>
+        metrics mine/<figure> (mine/mined_clips, mine/mine_fa_per_hour, ...) and this
+        round's epochs as finetune/<metric>
 Params: trigger.mine, trigger.model (features, geometry), trigger.data.label_seconds
 """
 
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from audioclf import tracking
-from audioclf.atomic import atomic_files
+from audioclf.atomic import atomic_dir
 from audioclf.config import convert, flatten, load_params, parse, section
 from audioclf.stagetimer import StageTimer
 from audioclf.trigger.labels import step_labels
@@ -190,7 +192,7 @@ def main() -> None:
     run_id = live_run(tracking.read_run_file(ROUND0))
     if not cfg.enabled or not len(mined):  # round 0 is the final model: copy it
         why = "mining off" if not cfg.enabled else "no false accept was mined"
-        with atomic_files(OUT) as tmp:
+        with atomic_dir(OUT) as tmp:
             for name in COPIED:
                 if (ROUND0 / name).is_file():
                     shutil.copyfile(ROUND0 / name, tmp / name)
@@ -215,7 +217,7 @@ def main() -> None:
             epoch_logger(epoch, {f"finetune/{k}": v for k, v in values.items()})
 
     with tracking.ends_on_error(run_id) if run_id else contextlib.nullcontext():
-        with atomic_files(OUT) as tmp:
+        with atomic_dir(OUT) as tmp:
             for name in ("history.csv", tracking.RUN_FILE):
                 if (ROUND0 / name).is_file():
                     shutil.copyfile(ROUND0 / name, tmp / name)
