@@ -10,8 +10,9 @@ refractory). Each condition corrupts the clips and the negative audio with
 reverb), seeded per set and clip.
 
 Reads:  data/trigger/synth/ (info.json, test/clips.npy, test/events.jsonl, negative.wav,
-        noise/*.wav); data/trigger/model/ (detector.keras + .json, history.csv, summary.json,
-        run.json: the MLflow run trigger_train started)
+        noise/*.wav); data/trigger/model/ (the final detector, trigger_finetune's:
+        detector.keras + .json, history.csv, summary.json with the mining figures, run.json:
+        the MLflow run trigger_train started)
 Writes: reports/trigger/metrics.json  (DVC metrics) at the detector's threshold, per condition
                                       (clean, <type>_<severity>): FRR, FA/h, false accepts,
                                       precision, recall, F1, latency median / p95, and FRR @
@@ -20,12 +21,12 @@ Writes: reports/trigger/metrics.json  (DVC metrics) at the detector's threshold,
         reports/trigger/det.csv       the DET curve: condition x threshold -> FRR, FA/h, ...
         reports/trigger/det.png       the same, a line per condition
         the MLflow run (experiment trigger.experiment), ended FINISHED: params data.*,
-        model.*, train.*, detect.*, evaluate.*; metrics <condition>/<metric> and
+        model.*, train.*, detect.*, evaluate.*, mine.*; metrics <condition>/<metric> and
         per_step_accuracy; metrics.json, det.csv, det.png, params.yaml and the model folder
         (model/); when trigger_train was restored from DVC's run cache, a new run tagged
         restored_from=<its run>, with the training history copied, as the root's evaluate
-Params: trigger.detect, trigger.evaluate, trigger.data (label_seconds; logged), trigger.model
-        and trigger.train (logged), trigger.experiment
+Params: trigger.detect, trigger.evaluate, trigger.data (label_seconds; logged), trigger.model,
+        trigger.train and trigger.mine (logged), trigger.experiment
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ LOGGED_SECTIONS = (
     "trigger.train",
     "trigger.detect",
     "trigger.evaluate",
+    "trigger.mine",
 )
 # What metrics.json takes from trigger_train's summary.json.
-TRAINED = ("train_seconds", "seconds_per_epoch", "epochs_run", "best_epoch", "trainable_params")
+TRAINED = ("train_seconds", "seconds_per_epoch", "epochs_run", "best_epoch", "trainable_params",
+           "mined_clips", "mine_false_accepts", "mine_fa_per_hour", "finetune_epochs",
+           "finetune_seconds")  # fmt: skip
 
 
 def read_history(path: Path) -> dict[str, list[float]]:

@@ -3,7 +3,8 @@
 ``trigger.data.name`` picks the source of words and backgrounds: ``synthetic`` (espeak voices,
 coloured noise and babble; audioclf.trigger.synthesis) or ``folder`` (a Speech-Commands-like
 folder of real recordings; audioclf.trigger.recordings). Either way, the clips are mixed by
-audioclf.trigger.synthesis, and data/trigger/synth appears only when complete.
+audioclf.trigger.synthesis, and data/trigger/synth and data/trigger/mining appear only when
+complete.
 
 Reads:  nothing (synthetic), or the folder trigger.data.path (folder)
 Writes: data/trigger/synth/info.json            sample rate, clip length, word, clips and
@@ -13,8 +14,13 @@ Writes: data/trigger/synth/info.json            sample rate, clip length, word, 
         data/trigger/synth/<split>/events.jsonl one line per clip: {"clip", "events": [{"kind",
                                                 "word", "speaker", "start", "end", ...}], ...}
         data/trigger/synth/negative.wav, .jsonl trigger-free audio (float32 WAV) and its events
+                                                (test speakers and backgrounds: FA/h)
         data/trigger/synth/noise/*.wav          held-out background noise (corrupted conditions)
         data/trigger/synth/report.csv           files skipped (unreadable, silent), and why
+        data/trigger/mining/mine.wav, .jsonl    trigger-free audio like negative.wav's from the
+                                                training speakers and backgrounds only, and its
+                                                events (hard-negative mining: trigger_mine)
+        data/trigger/mining/info.json           sample rate, clip length, its speakers, seconds
 Params: trigger.data
 """
 
@@ -35,12 +41,14 @@ from audioclf.trigger.recordings import FolderConfig, folder_sources
 from audioclf.trigger.synthesis import (
     SPLITS,
     SynthesisConfig,
+    mine_recording,
     render_clips,
     render_negative,
     synthetic_sources,
 )
 
 OUT = Path("data/trigger/synth")
+MINING = Path("data/trigger/mining")  # its own output: see write_mining
 
 
 def write_float_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
@@ -93,6 +101,23 @@ def write(cfg, sources, noise, skipped: list[tuple[str, str]], out: Path, progre
     }
 
 
+def write_mining(cfg, train, out: Path) -> dict:
+    """mine.wav and mine.jsonl from the train split's ``Sources`` into ``out``; its
+    info.json's data. Apart from data/trigger/synth, so that changing ``mine_minutes`` leaves
+    that folder, hence round 0's training and the evaluation data, as they were."""
+    mine, events = mine_recording(cfg, train)
+    write_float_wav(out / "mine.wav", mine, cfg.sample_rate)
+    (out / "mine.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return {
+        "sample_rate": cfg.sample_rate,
+        "clip_seconds": cfg.clip_seconds,
+        "split": "train",
+        "speakers": train.speakers,
+        "mine_seconds": mine.size / cfg.sample_rate,
+        "mine_words": len(events),
+    }
+
+
 def main() -> None:
     timer = StageTimer("trigger_synth")
     data = section(load_params(), "trigger.data")
@@ -107,14 +132,17 @@ def main() -> None:
     else:
         sources, noise, skipped = folder_sources(cfg)
         read = f"{cfg.path}"
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(OUT) as tmp, atomic_dir(MINING) as tmp_mining:
         info = write(cfg, sources, noise, skipped, tmp, progress=True)
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        mining = write_mining(cfg, sources["train"], tmp_mining)
+        (tmp_mining / "info.json").write_text(json.dumps(mining, indent=2) + "\n")
     clips = ", ".join(f"{info['splits'][s]} {s}" for s in SPLITS)
     timer.summary(
         read,
         f"{clips} clips of {cfg.clip_seconds:g} s and {info['negative_seconds'] / 60:g} min of "
-        f"negative audio to {OUT}",
+        f"negative audio (test speakers) to {OUT}; {mining['mine_seconds'] / 60:g} min of mining "
+        f"audio (training speakers) to {MINING}",
         f"triggers {info['triggers']}, speakers "
         f"{ {s: len(v) for s, v in info['speakers'].items()} }, {len(skipped)} files skipped",
     )

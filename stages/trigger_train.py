@@ -3,14 +3,15 @@ clips, per-step labels from their events, and export the detector.
 
 Reads:  data/trigger/synth/info.json (sample rate, clip length),
         data/trigger/synth/{train,validation}/clips.npy, events.jsonl
-Writes: data/trigger/model/model.keras    the best epoch (lowest validation loss) on features
-                                          (load with compile=False outside training)
-        data/trigger/model/detector.keras, detector.json   the same taking the raw wave
-                                          (audioclf.trigger.export; load_detector)
-        data/trigger/model/history.csv    per-epoch loss, per-step accuracy, AUC, precision,
-                                          recall (train and val_), learning rate, seconds
-        data/trigger/model/summary.json   params, epochs, best epoch and its val metrics, time
-        data/trigger/model/run.json       the MLflow run started here (trigger_evaluate ends it)
+Writes: data/trigger/round0/model.keras    the best epoch (lowest validation loss) on features
+                                           (load with compile=False outside training)
+        data/trigger/round0/detector.keras, detector.json   the same taking the raw wave
+                                           (audioclf.trigger.export; load_detector)
+        data/trigger/round0/history.csv    per-epoch loss, per-step accuracy, AUC, precision,
+                                           recall (train and val_), learning rate, seconds
+        data/trigger/round0/summary.json   params, epochs, best epoch and its val metrics, time
+        data/trigger/round0/run.json       the MLflow run started here (trigger_evaluate ends it)
+        (round 0 of hard-negative mining: trigger_finetune writes the final data/trigger/model/)
         the MLflow run (experiment trigger.experiment): params model.*, train.*,
         data.label_seconds, provenance tags, each epoch's metrics as it ends.
 Params: trigger.model, trigger.train, trigger.data.label_seconds (labels),
@@ -46,7 +47,7 @@ from audioclf.trigger.training import (
 )
 
 SYNTH = Path("data/trigger/synth")
-OUT = Path("data/trigger/model")
+OUT = Path("data/trigger/round0")  # round 0: trigger_mine and trigger_finetune go on from it
 
 
 def load_split(split: str) -> tuple[np.ndarray, list[list[dict]]]:

@@ -464,25 +464,39 @@ def test_comparison_table_puts_the_lowest_frr_at_zero_false_accepts_first() -> N
             "metrics.clean/frr_at_0fa": frr0, "metrics.clean/frr_at_20fa": frr0 / 2,
             "metrics.clean/f1": 0.9, "metrics.clean/latency_median_s": 0.21,
             "metrics.clean/latency_p95_s": 0.4, "metrics.per_step_accuracy": 0.95,
-            "metrics.noise_snr0/frr": 0.5, "metrics.train_seconds": 120.0, **extra,
+            "metrics.noise_snr0/frr": 0.5, "metrics.train_seconds": 120.0,
+            "params.mine.name": "default", "metrics.mined_clips": 42.0, **extra,
         }  # fmt: skip
 
     runs = pd.DataFrame(
         [
             run("a", "conv_gru", "none", 0.30, 0.10, "2026-01-01"),
             run("b", "stream_cnn", "heavy", 0.20, 0.15, "2026-01-02"),
-            run("c", "stream_cnn", "none", 0.30, 0.05, "2026-01-03"),
+            # A run from before mining: no mining param or metric, blank cells.
+            run(
+                "c",
+                "stream_cnn",
+                "none",
+                0.30,
+                0.05,
+                "2026-01-03",
+                **{"params.mine.name": None, "metrics.mined_clips": None},
+            ),
         ]
     )
     df = table(runs)
     assert list(df["run"]) == ["b", "c", "a"]
-    assert list(df.columns[:8]) == [
-        "run", "data", "model", "augment", "threshold", "frr", "fa_per_hour", "frr@0fa"
+    assert list(df.columns[:9]) == [
+        "run", "data", "model", "augment", "mining", "threshold", "frr", "fa_per_hour", "frr@0fa"
     ]  # fmt: skip
     assert "frr@20fa" in df and "frr_noise_snr0" in df and df["threshold"][0] == 0.5
     md = markdown(df)
-    assert md.splitlines()[0].startswith("| run | data | model | augment | threshold | frr |")
-    assert "| b | synthetic | stream_cnn | heavy | 0.5 | 0.150 | 24.0 | 0.200 | 0.100 |" in md
+    head = "| run | data | model | augment | mining | threshold | frr |"
+    assert md.splitlines()[0].startswith(head)
+    assert "| b | synthetic | stream_cnn | heavy | default | 0.5 | 0.150 | 24.0 | 0.200 |" in md
+    assert "| c | synthetic | stream_cnn | none |  | 0.5 | 0.050 |" in md
+    assert md.splitlines()[2].endswith("| 120 | 42 | 0.500 |")  # train_s, mined, noise_snr0
+    assert md.splitlines()[3].endswith("| 120 |  | 0.500 |")
     assert table(pd.DataFrame()).empty
 
 

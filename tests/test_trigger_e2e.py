@@ -181,9 +181,20 @@ TINY_DATA = {
     "noise_kinds": ["white", "babble"],
     "noise_seconds": 2.0,
     "negative_minutes": 0.5,  # 30 s: one false accept = 120 FA/h
+    "mine_minutes": 0.25,  # 15 s of training voices to mine
 }
 TINY_MODEL = {"front_filters": 8, "filters": 8, "dilations": [1, 2]}
-STAGES = ("trigger_synth", "trigger_train", "trigger_evaluate", "trigger_compare")
+# Mining at threshold 0: every step is active, so the detector fires once per refractory
+# period (1 s) whatever it learnt: a known number of false accepts, 4 kept, 1 epoch.
+TINY_MINE = {"threshold": 0.0, "max_clips": 4, "epochs": 1, "train_clips": 4, "batch_size": 8}
+STAGES = (
+    "trigger_synth",
+    "trigger_train",
+    "trigger_mine",
+    "trigger_finetune",
+    "trigger_evaluate",
+    "trigger_compare",
+)
 
 
 @pytest.mark.e2e
@@ -196,6 +207,7 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     trigger["data"] |= TINY_DATA
     trigger["model"] |= TINY_MODEL
     trigger["train"] |= {"epochs": 2, "batch_size": 8}
+    trigger["mine"] |= TINY_MINE
     trigger["evaluate"]["fa_per_hour"] = [50.0, 500.0]  # 50 is below the resolution
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -204,6 +216,19 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     assert [s for s in STAGES if f"Running stage 'trigger/dvc.yaml:{s}'" in out] == list(STAGES)
     info = json.loads((repo / "data/trigger/synth/info.json").read_text())
     assert info["splits"] == {"train": 12, "validation": 4, "test": 4}
+    # Mining: 15 s of the training voices, an event each second from the first step on
+    # (0.04 s, 1.04 s, ..., 14.08 s: 15 of them), the 4 highest-scoring kept as 4-s clips.
+    mining = json.loads((repo / "data/trigger/mining/info.json").read_text())
+    assert mining["mine_seconds"] == pytest.approx(15.0)
+    mined = json.loads((repo / "data/trigger/mined/summary.json").read_text())
+    assert (mined["false_accepts"], mined["clips"]) == (15, 4)
+    assert mined["fa_per_hour"] == pytest.approx(15 * 240.0)
+    clips = np.load(repo / "data/trigger/mined/clips.npy")
+    assert clips.shape == (4, 4 * 16000) and clips.dtype == np.float32
+    final = json.loads((repo / "data/trigger/model/summary.json").read_text())
+    assert (final["mined_clips"], final["finetune_epochs"]) == (4, 1)
+    round0 = repo / "data/trigger/round0/detector.keras"
+    assert round0.read_bytes() != (repo / "data/trigger/model/detector.keras").read_bytes()
     metrics = json.loads((repo / "reports/trigger/metrics.json").read_text())
     assert metrics["negative_seconds"] == pytest.approx(30.0)
     assert metrics["fa_resolution_per_hour"] == pytest.approx(120.0)
@@ -227,6 +252,12 @@ def test_the_trigger_task_end_to_end(tmp_path) -> None:
     assert run.data.metrics["clean/fa_per_hour"] == pytest.approx(clean["fa_per_hour"])
     assert run.data.metrics["clean/frr"] == pytest.approx(clean["frr"])
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1  # train's epochs
+    # The next round logged to the same run: its params, the mined clips, its epoch.
+    assert run.data.params["mine.threshold"] == "0.0" and run.data.params["mine.epochs"] == "1"
+    assert run.data.metrics["mine/mined_clips"] == 4.0
+    assert run.data.metrics["mine/mine_fa_per_hour"] == pytest.approx(3600.0)
+    assert len(client.get_metric_history(run.info.run_id, "finetune/val_loss")) == 1
+    assert metrics["mined_clips"] == 4 and metrics["finetune_epochs"] == 1
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "det.csv", "det.png", "model"} <= artifacts
     md = (repo / "reports/trigger/comparison.md").read_text()

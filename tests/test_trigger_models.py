@@ -349,7 +349,7 @@ def test_the_train_stage_writes_the_detector_and_hands_its_run_over(tmp_path, mo
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     importlib.import_module("stages.trigger_train").main()
 
-    out = tmp_path / "data/trigger/model"
+    out = tmp_path / "data/trigger/round0"  # round 0: trigger_finetune writes the final model
     written = {"model.keras", "detector.keras", "detector.json", "history.csv", "summary.json"}
     assert {p.name for p in out.iterdir()} >= written | {"run.json"}
     meta = json.loads((out / "detector.json").read_text())

@@ -79,6 +79,7 @@ TINY = {
     "noise_kinds": ["white", "babble"],
     "noise_seconds": 1.0,
     "negative_minutes": 0.15,  # 9 s: two whole segments and a shorter one
+    "mine_minutes": 0.1,  # 6 s: one whole segment and a shorter one
 }
 
 
@@ -191,12 +192,61 @@ def test_the_negative_audio_has_no_trigger(synth: Path) -> None:
     assert set(e["speaker"] for e in events) <= set(info["speakers"]["test"])
 
 
+def mine_events(out: Path) -> list[dict]:
+    """The mining audio's events (data/trigger/mining beside ``out``, data/trigger/synth)."""
+    text = (out.parent / "mining" / "mine.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_the_mining_audio_is_trigger_free_and_from_training_speakers_only(synth: Path) -> None:
+    """mine.wav (hard-negative mining) never holds a validation or test voice, nor a
+    trigger; it is mixed on its own random stream, so it is not the negative audio's start."""
+    info = json.loads((synth / "info.json").read_text())
+    mining = synth.parent / "mining"
+    about = json.loads((mining / "info.json").read_text())
+    wave, rate = sf.read(mining / "mine.wav", dtype="float32")
+    assert rate == 16000 and wave.shape == (6 * 16000,) and about["mine_seconds"] == 6.0
+    assert sf.info(mining / "mine.wav").subtype == "FLOAT"
+    assert about["speakers"] == info["speakers"]["train"] and about["clip_seconds"] == 4.0
+    events = mine_events(synth)
+    assert events and about["mine_words"] == len(events)
+    assert all(e["kind"] == "negative" for e in events)
+    assert {e["speaker"] for e in events} <= set(info["speakers"]["train"])
+    spans = [(e["start"], e["end"]) for e in events]
+    assert spans == sorted(spans) and all(b[0] > a[1] for a, b in zip(spans, spans[1:]))
+    assert spans[-1][1] <= 6.0
+    negative, _ = sf.read(synth / "negative.wav", dtype="float32")
+    assert not np.array_equal(wave, negative[: wave.size])
+    # The words are where the events say (louder than the 0.1 s around them).
+    for e in events:
+        s, t = int(round(e["start"] * 16000)), int(round(e["end"] * 16000))
+        around = np.concatenate([wave[max(0, s - 1600) : s], wave[t : t + 1600]])
+        assert np.mean(wave[s:t] ** 2) > np.mean(around**2)
+
+
+def same_files(a: Path, b: Path) -> None:
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
 def test_reruns_are_byte_identical(synth: Path, tmp_path: Path) -> None:
     again = run_stage(tmp_path, {"name": "synthetic", **TINY})
-    files = sorted(p.relative_to(synth) for p in synth.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
-    for f in files:
-        assert (synth / f).read_bytes() == (again / f).read_bytes(), f
+    same_files(synth, again)
+    same_files(synth.parent / "mining", again.parent / "mining")
+
+
+def test_more_mining_audio_leaves_the_training_and_test_data_as_they_were(
+    synth: Path, tmp_path: Path
+) -> None:
+    """data/trigger/synth does not change with mine_minutes, so DVC does not retrain round 0;
+    the mining audio gets longer, its start unchanged."""
+    longer = run_stage(tmp_path, {"name": "synthetic", **tiny(mine_minutes=0.2)})
+    same_files(synth, longer)
+    short, _ = sf.read(synth.parent / "mining/mine.wav", dtype="float32")
+    long, _ = sf.read(longer.parent / "mining/mine.wav", dtype="float32")
+    assert long.shape == (12 * 16000,) and np.array_equal(long[: 4 * 16000], short[: 4 * 16000])
 
 
 def test_more_workers_give_the_same_sources() -> None:
@@ -248,6 +298,7 @@ def test_words_that_do_not_fit_fail_naming_the_keys(tmp_path: Path) -> None:
         ({"snr_db": [10, 0]}, r"trigger.data.snr_db: must be \[low, high\]"),
         ({"label_seconds": 0}, r"trigger.data.label_seconds: must be in \(0, 5\]"),
         ({"nosie_kinds": ["white"]}, r"trigger.data.nosie_kinds: unknown option"),
+        ({"mine_minutes": 0.05}, r"trigger.data.mine_minutes: must be in \[clip_seconds / 60"),
     ],
 )
 def test_bad_values_fail_naming_the_key(change: dict, message: str) -> None:
@@ -302,7 +353,11 @@ def make_folder(root: Path, test_speakers: int = 1) -> Path:
     return root
 
 
-FOLDER = {k: v for k, v in TINY.items() if k in ("clip_seconds", "clips", "negative_minutes")}
+FOLDER = {
+    k: v
+    for k, v in TINY.items()
+    if k in ("clip_seconds", "clips", "negative_minutes", "mine_minutes")
+}
 
 
 def test_the_folder_option_gives_the_same_outputs_from_real_recordings(tmp_path: Path) -> None:
@@ -334,6 +389,11 @@ def test_the_folder_option_gives_the_same_outputs_from_real_recordings(tmp_path:
     assert sorted(p.name for p in (out / "noise").iterdir()) == ["hum.wav"]
     events = [json.loads(line) for line in (out / "negative.jsonl").read_text().splitlines()]
     assert all(e["kind"] == "negative" for e in events)
+    # The mining audio: the train split's negatives only, over its part of the backgrounds.
+    mined = mine_events(out)
+    assert mined and all(e["kind"] == "negative" for e in mined)
+    assert {e["speaker"] for e in mined} <= set(info["speakers"]["train"])
+    assert sf.info(out.parent / "mining/mine.wav").frames == 6 * 16000
 
 
 def test_a_split_without_a_trigger_speaker_fails_naming_the_key(tmp_path: Path) -> None:

@@ -2,11 +2,11 @@
 
 Input is what ``mlflow.search_runs`` returns for the experiment ``trigger.experiment``
 (``params.*``, ``metrics.*``, ``tags.*`` columns), as logged by trigger_train and
-trigger_evaluate. Rows are runs (data x model x augmentation); columns: the operating point
+trigger_evaluate. Rows are runs (data x model x augmentation x mining); columns: the operating point
 at the detector's threshold (FRR, FA/h), FRR at 0 false accepts and at each FA/h target
 the negative audio resolved (``frr@<X>fa``), latency, event F1, the reference's per-step
-accuracy, FRR on each corrupted condition, training time. Sorted by FRR at 0 false accepts,
-then FRR at the threshold (lower is better), newer first on ties.
+accuracy, training time, hard negatives mined, FRR on each corrupted condition. Sorted by
+FRR at 0 false accepts, then FRR at the threshold (lower is better), newer first on ties.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ COLUMNS = (
     ("data", "params.data.name", "{}"),
     ("model", "params.model.name", "{}"),
     ("augment", "params.train.augment.name", "{}"),
+    ("mining", "params.mine.name", "{}"),  # hard-negative mining: default, none (blank: before it)
     ("threshold", "params.detect.threshold", "{:g}"),
     ("frr", f"{CLEAN}frr", "{:.3f}"),
     ("fa_per_hour", f"{CLEAN}fa_per_hour", "{:.1f}"),
@@ -32,8 +33,9 @@ COLUMNS = (
     ("f1", f"{CLEAN}f1", "{:.3f}"),
     ("per_step_accuracy", "metrics.per_step_accuracy", "{:.4f}"),
     ("train_s", "metrics.train_seconds", "{:.0f}"),
+    ("mined_clips", "metrics.mined_clips", "{:.0f}"),
 )
-TEXT = {"run", "data", "model", "augment"}
+TEXT = {"run", "data", "model", "augment", "mining"}
 OPERATING = re.compile(r"^metrics\.clean/frr_at_([0-9.e+-]+)fa$")
 CONDITION = re.compile(r"^metrics\.([A-Za-z0-9_]+)/frr$")
 

@@ -49,7 +49,7 @@ SPLITS = ("train", "validation", "test")
 BackgroundKind = Literal["white", "pink", "brown", "blue", "violet", "babble"]
 
 # Random-stream tags: the first key after the seed, so that no two purposes share draws.
-_UTTERANCES, _CLIPS, _BANKS, _NEGATIVE, _HELD_OUT = 10, 11, 12, 13, 14
+_UTTERANCES, _CLIPS, _BANKS, _NEGATIVE, _HELD_OUT, _MINE = 10, 11, 12, 13, 14, 15
 
 
 def _default_clips() -> dict[str, int]:
@@ -71,6 +71,9 @@ class SceneConfig:
     snr_db: tuple[float, float] = (0.0, 30.0)  # words against background, uniform, dB
     label_seconds: float = 0.5  # steps labelled 1 after a trigger's end, s (labels.py)
     negative_minutes: float = 5.0  # length of the trigger-free negative.wav, minutes
+    # Length of the trigger-free mine.wav (training speakers and backgrounds), minutes: the
+    # audio hard negatives are mined from (audioclf.trigger.mining).
+    mine_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         check(
@@ -126,6 +129,12 @@ class SceneConfig:
             0.0 < self.negative_minutes <= 600.0,
             "negative_minutes",
             f"must be in (0, 600] minutes, got {self.negative_minutes}",
+        )
+        check(
+            self.clip_seconds / 60.0 <= self.mine_minutes <= 600.0,
+            "mine_minutes",
+            f"must be in [clip_seconds / 60, 600] minutes (at least one clip to mine from), "
+            f"got {self.mine_minutes}",
         )
 
     @property
@@ -344,23 +353,28 @@ def render_clips(
     return records
 
 
-def render_negative(cfg: SceneConfig, sources: Sources) -> tuple[np.ndarray, list[dict]]:
-    """The trigger-free long recording: float32 (negative_minutes * 60 * sample_rate,) and its
-    events (times from its start, kind "negative" only).
+def render_negative(
+    cfg: SceneConfig, sources: Sources, minutes: float | None = None, stream: int = _NEGATIVE
+) -> tuple[np.ndarray, list[dict]]:
+    """A trigger-free long recording: float32 (minutes * 60 * sample_rate,) and its events
+    (times from its start, kind "negative" only).
 
     Made of clip_seconds segments mixed like clips but with no trigger and as many words as a
     clip holds (negatives_per_clip's range widened by triggers_per_clip's high end), from
-    the given split's speakers (the test speakers: held out from training). The last segment
-    is shorter, and holds the words that fit.
+    the given split's speakers and backgrounds. The last segment is shorter, and holds the
+    words that fit. negative.wav: ``negative_minutes`` of the test split (held out from
+    training); mine.wav: ``mine_minutes`` of the train split, from its own random ``stream``
+    (``mine_recording``).
     """
-    total = int(round(cfg.negative_minutes * 60 * cfg.sample_rate))
+    minutes = cfg.negative_minutes if minutes is None else minutes
+    total = int(round(minutes * 60 * cfg.sample_rate))
     wave = np.zeros(total, dtype=np.float32)
     power = sources.word_power
     events = []
     lo, hi = cfg.negatives_per_clip[0], cfg.negatives_per_clip[1] + cfg.triggers_per_clip[1]
     for segment, start in enumerate(range(0, total, cfg.clip_samples)):
         n = min(cfg.clip_samples, total - start)
-        rng = np.random.default_rng([cfg.seed, _NEGATIVE, segment])
+        rng = np.random.default_rng([cfg.seed, stream, segment])
         n_words = int(rng.integers(lo, hi + 1))
         # Shorter last segment: as many words as fit (typical word ~ 0.6 s).
         fits = int(n / cfg.sample_rate / (0.9 + cfg.gap_seconds))
@@ -371,6 +385,14 @@ def render_negative(cfg: SceneConfig, sources: Sources) -> tuple[np.ndarray, lis
         for e in record["events"]:
             events.append({**e, "start": e["start"] + offset, "end": e["end"] + offset})
     return wave, events
+
+
+def mine_recording(cfg: SceneConfig, train: Sources) -> tuple[np.ndarray, list[dict]]:
+    """mine.wav and its events: ``mine_minutes`` of trigger-free audio made like the negative
+    audio but from the *training* split's speakers and backgrounds only (hard-negative mining
+    must never see a validation or test voice, or the test noise), from its own random
+    stream."""
+    return render_negative(cfg, train, cfg.mine_minutes, _MINE)
 
 
 # ------------------------------------------------------------------- the synthetic source
