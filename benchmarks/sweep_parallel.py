@@ -49,8 +49,21 @@ def dvc(work: Path, env: dict[str, str], *args: str) -> str:
     return out.stdout + out.stderr
 
 
+def task_states(status: str) -> list[str]:
+    """The Status column of `dvc queue status`: the last word of each task's line (Task, Name,
+    Created, Status; then a blank line and the workers' line)."""
+    lines = status.split("\n\n")[0].splitlines()[1:]
+    return [line.split()[-1] for line in lines if line.strip()]
+
+
 def round_seconds(
-    work: Path, env: dict[str, str], jobs: int, seeds: list[int], extra: list[str], over: bool
+    work: Path,
+    env: dict[str, str],
+    jobs: int,
+    seeds: list[int],
+    extra: list[str],
+    over: bool,
+    round_index: int,
 ) -> float:
     env = dict(env)
     env.pop("AUDIOCLF_THREADS", None)
@@ -69,13 +82,13 @@ def round_seconds(
                        stdout=log, stderr=subprocess.STDOUT, check=True, timeout=600)  # fmt: skip
     while True:
         status = dvc(work, env, "queue", "status")
-        if " Queued " not in status and " Running " not in status:
+        states = task_states(status)
+        if "Queued" not in states and "Running" not in states:
             break
         time.sleep(2)
     seconds = time.perf_counter() - start
-    failed = status.count(" Failed ")
-    if failed:
-        raise RuntimeError(f"{failed} queued experiments failed:\n{status}")
+    if states.count("Success") != len(seeds) * (round_index + 1):
+        raise RuntimeError(f"not every queued experiment succeeded:\n{status}")
     for proc in psutil.process_iter(["cmdline", "cwd"]):  # a worker left idle, as above
         if "queue-worker" in " ".join(proc.info["cmdline"] or ()) and proc.info["cwd"] == str(work):
             proc.terminate()
@@ -103,7 +116,7 @@ def main() -> None:
     for i, kind in enumerate(order):
         label, jobs, over = KINDS[kind]
         seeds = list(range(1000 + 100 * i, 1000 + 100 * i + args.runs))
-        seconds = round_seconds(work, env, jobs, seeds, args.extra, over)
+        seconds = round_seconds(work, env, jobs, seeds, args.extra, over, i)
         results.append((kind, seconds))
         print(f"[sweep_parallel] round {i + 1}, {label}: {seconds:.0f} s", flush=True)
     load = os.getloadavg()
